@@ -1,0 +1,44 @@
+# Every target creates or refreshes .venv itself, so a fresh clone needs nothing but Python 3.11+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is installed first and explicitly: on machines with a local CPU build this avoids a multi-GB CUDA download.
+# Override on a GPU box, e.g. `make run TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+CONFIG ?=
+
+.PHONY: run test bench lint venv venv-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" || $(BIN)/pip install --quiet torch
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+venv-dev: $(VENV)/.installed-dev
+
+run: venv
+	$(BIN)/enhancerd run $(if $(CONFIG),--config $(CONFIG),)
+
+test: venv-dev
+	$(BIN)/python -m pytest
+
+bench: venv-dev
+	$(BIN)/python -m bench.analysis
+	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.speed
+
+lint: venv-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,275 @@
+"""Train the built-in restorer on random crops of the shared training photos, degraded on the fly.
+
+    python -m core.train --run runs/main --minutes 240            # start (or continue: add --resume)
+    python -m core.train --run runs/main --resume --minutes 120   # later session: continue the same run
+
+The learning rate follows a 200-step warm-up, then a cosine over the run's *training-time* budget
+(``--budget-minutes``, accumulated across resumes), so a run interrupted by the end of a session resumes where
+its schedule left off. Every few minutes: a checkpoint (``last.pt``: model, EMA, optimiser, step, seconds) and a
+validation pass on a fixed subset of the validation photos; the best EMA weights are kept in ``best.pt``.
+Recipe (see shared/README.md): identity-initialised residual blocks, AdamW, warm-up, gradient-norm clipping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from core.degrade import DegradationMix, gaussian_noise, jpeg_compress, quantize, random_degradation, tone_shift
+from core.device import autocast_dtype, resolve_device
+from core.metrics import psnr
+from core.model import Restorer, RestorerConfig, count_parameters, macs_per_pixel
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+class TrainingPatches(IterableDataset):
+    """An endless stream of (degraded, clean) crops, each (3, crop, crop) float32 in [0, 1]."""
+
+    margin = 16  # degraded with context, then cut out, so blur and JPEG see no artificial border
+
+    def __init__(self, images: list[np.ndarray], crop: int, seed: int, mix: DegradationMix | None = None) -> None:
+        self.images = images
+        self.crop = crop
+        self.seed = seed
+        self.mix = mix or DegradationMix()
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        torch.set_num_threads(1)
+        rng = np.random.default_rng([self.seed, worker])
+        while True:
+            yield self.sample(rng)
+
+    def _source_window(self, rng: np.random.Generator) -> np.ndarray:
+        padded = self.crop + 2 * self.margin
+        image = self.images[int(rng.integers(len(self.images)))]
+        height, width = image.shape[:2]
+        scale = float(rng.uniform(0.5, 0.9)) if rng.random() < 0.3 else 1.0
+        side = min(int(math.ceil(padded / scale)), height, width)
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        window = image[top : top + side, left : left + side]
+        if side != padded:
+            # Downscaling by area averaging also removes the source's own noise and JPEG traces.
+            window = np.asarray(Image.fromarray(window).resize((padded, padded), Image.Resampling.BOX))
+        return window.astype(np.float32) / 255.0
+
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        clean = self._source_window(rng)
+        clean = np.rot90(clean, int(rng.integers(4)))
+        if rng.random() < 0.5:
+            clean = clean[:, ::-1]
+        clean = np.ascontiguousarray(clean)
+        if rng.random() < 0.25:
+            clean = tone_shift(clean, float(rng.uniform(0.85, 1.1)), float(rng.uniform(0.8, 1.25)))
+        clean = quantize(clean)
+        degraded = random_degradation(clean, rng, self.mix).image
+        aligned = rng.random() < 0.7
+        top, left = (self.margin, self.margin) if aligned else tuple(int(v) for v in rng.integers(0, 2 * self.margin + 1, 2))
+        cut = (slice(top, top + self.crop), slice(left, left + self.crop))
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[cut].transpose(2, 0, 1)))  # noqa: E731
+        return to_tensor(degraded), to_tensor(clean)
+
+
+@dataclass(frozen=True)
+class ValidationCase:
+    name: str
+    degraded: np.ndarray
+    clean: np.ndarray
+
+
+def build_validation(val_root: Path, count: int = 8, side: int = 256) -> dict[str, list[ValidationCase]]:
+    """Fixed, seeded validation subsets: CBSD68 at sigma 25, LIVE1 at JPEG q10, CBSD68 clean."""
+
+    def centre(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        top, left = (h - side) // 2, (w - side) // 2
+        return image[top : top + side, left : left + side].astype(np.float32) / 255.0
+
+    rng = np.random.default_rng(2024)
+    cbsd = [centre(load_rgb(p)) for p in list_images(val_root / "CBSD68")[:count]]
+    live = [centre(load_rgb(p)) for p in list_images(val_root / "LIVE1")[:count]]
+    return {
+        "sigma25": [ValidationCase(f"cbsd{i}", quantize(gaussian_noise(c, 25.0, rng)), c) for i, c in enumerate(cbsd)],
+        "jpeg10": [ValidationCase(f"live{i}", jpeg_compress(c, 10), c) for i, c in enumerate(live)],
+        "clean": [ValidationCase(f"clean{i}", c, c) for i, c in enumerate(cbsd)],
+    }
+
+
+def evaluate(model: torch.nn.Module, cases: dict[str, list[ValidationCase]], device: torch.device) -> dict[str, float]:
+    """Mean PSNR (dB, 8-bit output) per validation subset, in fp32."""
+    model.eval()
+    results: dict[str, float] = {}
+    with torch.inference_mode():
+        for subset, items in cases.items():
+            scores = []
+            for case in items:
+                x = torch.from_numpy(case.degraded.transpose(2, 0, 1).copy())[None].to(device)
+                y = model(x)[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+                scores.append(psnr(np.round(case.clean * 255), np.round(y * 255)))
+            results[subset] = float(np.mean(scores))
+    model.train()
+    return results
+
+
+def learning_rate(step: int, progress: float, peak: float, warmup: int, floor: float = 1e-6) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``peak`` to ``floor`` as progress goes 0 -> 1."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, default=Path("runs/main"), help="folder for checkpoints and the log")
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets"), help="holds train/ and val/")
+    parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock limit of this invocation")
+    parser.add_argument("--budget-minutes", type=float, default=300.0, help="training time the cosine spans")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=7e-4)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--clip", type=float, default=0.2, help="gradient-norm clipping")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay of the weights that get validated")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--workers", type=int, default=1, help="data-synthesis processes")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
+    parser.add_argument("--val-count", type=int, default=8)
+    return parser.parse_args(argv)
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(args: argparse.Namespace) -> dict[str, float]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    amp = autocast_dtype(device, args.precision)
+    args.run.mkdir(parents=True, exist_ok=True)
+    log = (args.run / "log.jsonl").open("a")
+
+    config = RestorerConfig()
+    model = Restorer(config).to(device)
+    ema = copy.deepcopy(model).eval()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+    step, trained_seconds, best_score, resumes = 0, 0.0, -math.inf, 0
+    last = args.run / "last.pt"
+    if args.resume and last.exists():
+        state = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, trained_seconds = int(state["step"]), float(state["trained_seconds"])
+        best_score, resumes = float(state["best_score"]), int(state.get("resumes", 0)) + 1
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    print(f"restorer: {count_parameters(model) / 1e6:.2f} M parameters, {2 * macs_per_pixel(config) / 1e3:.0f} kFLOP/px, "
+          f"device {device}, autocast {amp}, step {step}, trained {trained_seconds / 60:.1f} min", flush=True)
+
+    train_images = [load_rgb(p) for p in list_images(args.data / "train")]
+    if not train_images:
+        raise SystemExit(f"no training images under {args.data / 'train'}")
+    validation = build_validation(args.data / "val", args.val_count)
+    patches = TrainingPatches(train_images, args.crop, seed=args.seed * 1000 + resumes)
+    loader = DataLoader(patches, batch_size=args.batch, num_workers=args.workers,
+                        persistent_workers=args.workers > 0, prefetch_factor=4 if args.workers else None)
+
+    started = time.monotonic()
+    last_checkpoint = started
+    budget = args.budget_minutes * 60.0
+    losses: list[float] = []
+    result: dict[str, float] = {}
+
+    def checkpoint() -> None:
+        nonlocal best_score, result
+        result = evaluate(ema, validation, device)
+        score = result["sigma25"] + result["jpeg10"]
+        improved = score > best_score
+        if improved:
+            best_score = score
+            _save(args.run / "best.pt", {"ema": ema.state_dict(), "step": step, "val": result,
+                                         "trained_seconds": trained_seconds, "config": config.to_dict()})
+        _save(last, {"model": model.state_dict(), "ema": ema.state_dict(), "optimiser": optimiser.state_dict(),
+                     "step": step, "trained_seconds": trained_seconds, "best_score": best_score, "resumes": resumes})
+        entry = {"step": step, "minutes": round(trained_seconds / 60, 2), "loss": float(np.mean(losses or [0.0])),
+                 "lr": optimiser.param_groups[0]["lr"], **{k: round(v, 3) for k, v in result.items()},
+                 "best": improved, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        losses.clear()
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        print(json.dumps(entry), flush=True)
+
+    for degraded, clean in loader:
+        tick = time.monotonic()
+        degraded, clean = degraded.to(device, non_blocking=True), clean.to(device, non_blocking=True)
+        if device.type == "cpu":
+            degraded = degraded.contiguous(memory_format=torch.channels_last)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(step, trained_seconds / budget, args.lr, args.warmup)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            restored = model(degraded)
+        loss = F.l1_loss(restored.float(), clean)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        optimiser.step()
+        with torch.no_grad():
+            decay = min(args.ema, (1 + step) / (10 + step))
+            for ema_p, p in zip(ema.parameters(), model.parameters()):
+                ema_p.lerp_(p.detach(), 1.0 - decay)
+        losses.append(loss.item())
+        step += 1
+        now = time.monotonic()
+        trained_seconds += now - tick
+        finished = (trained_seconds >= budget or now - started >= args.minutes * 60
+                    or (args.max_steps and step >= args.max_steps))
+        if finished or now - last_checkpoint >= args.checkpoint_minutes * 60:
+            checkpoint()
+            last_checkpoint = time.monotonic()
+        if finished:
+            break
+    log.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

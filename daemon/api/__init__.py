@@ -1,0 +1,1 @@
+"""The REST control plane: a Flask application factory and one blueprint per resource."""
