@@ -31,6 +31,20 @@ class RestorerConfig:
         """Input sides must be a multiple of this: unshuffle times one halving per level below the first."""
         return self.unshuffle * 2 ** (len(self.widths) - 1)
 
+    @property
+    def receptive_field(self) -> int:
+        """Theoretical receptive field (pixels, diameter) of one output pixel; the deepest path dominates."""
+        field, jump = self.unshuffle, self.unshuffle  # the unshuffle sees a u x u block
+        field += 2 * jump  # head 3x3
+        for blocks in self.encoder_blocks:
+            field += blocks * 2 * 2 * jump + jump  # two 3x3 convs per block, then the 2x2 strided down conv
+            jump *= 2
+        field += self.middle_blocks * 2 * 2 * jump
+        for blocks in reversed(self.decoder_blocks):
+            jump //= 2  # 1x1 conv + pixel-shuffle up adds no context
+            field += blocks * 2 * 2 * jump
+        return field + 2 * jump  # tail 3x3
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
