@@ -90,7 +90,7 @@ def disk_kernel(radius: float) -> Array:
 
 def motion_kernel(length: float, angle_degrees: float) -> Array:
     """Straight-line motion blur of ``length`` pixels at ``angle_degrees``."""
-    size = int(math.ceil(length)) | 1
+    size = (math.ceil(length) + 1) | 1  # odd, and wider than the line so its ends stay inside
     kernel = np.zeros((size * 8, size * 8), dtype=np.float32)
     centre = (size * 8 - 1) / 2.0
     angle = math.radians(angle_degrees)
@@ -119,7 +119,12 @@ def gaussian_blur(image: Array, sigma: float) -> Array:
     return image if sigma <= 0 else convolve(image, gaussian_kernel(sigma))
 
 
-_RESAMPLE_FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS, Image.Resampling.BOX)
+_RESAMPLE_FILTERS = (
+    Image.Resampling.BILINEAR,
+    Image.Resampling.BICUBIC,
+    Image.Resampling.LANCZOS,
+    Image.Resampling.BOX,
+)
 
 
 def resample_down_up(image: Array, factor: float, rng: np.random.Generator) -> Array:

@@ -17,6 +17,7 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:
 
 def ssim(reference: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:
     """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), averaged over RGB channels."""
+
     def as_tensor(array: np.ndarray) -> torch.Tensor:
         data = array.astype(np.float64)
         if data.ndim == 2:

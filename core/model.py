@@ -101,9 +101,7 @@ class Restorer(nn.Module):
         self.unshuffle = nn.PixelUnshuffle(cfg.unshuffle)
         self.head = nn.Conv2d(packed, cfg.widths[0], 3, padding=1)
         self.encoders = nn.ModuleList(_stage(w, n) for w, n in zip(cfg.widths, cfg.encoder_blocks))
-        self.downs = nn.ModuleList(
-            nn.Conv2d(cfg.widths[i], cfg.widths[i + 1], 2, stride=2) for i in range(levels - 1)
-        )
+        self.downs = nn.ModuleList(nn.Conv2d(cfg.widths[i], cfg.widths[i + 1], 2, stride=2) for i in range(levels - 1))
         self.middle = _stage(cfg.widths[-1], cfg.middle_blocks)
         self.ups = nn.ModuleList(Upsample(cfg.widths[i + 1], cfg.widths[i]) for i in range(levels - 1))
         self.decoders = nn.ModuleList(_stage(w, n) for w, n in zip(cfg.widths, cfg.decoder_blocks))
@@ -140,8 +138,10 @@ def macs_per_pixel(config: RestorerConfig) -> int:
     total += 9 * config.widths[0] * packed / u2  # tail
     for level, width in enumerate(config.widths):
         area = u2 * 4**level
-        blocks = config.middle_blocks if level == len(config.widths) - 1 else (
-            config.encoder_blocks[level] + config.decoder_blocks[level]
+        blocks = (
+            config.middle_blocks
+            if level == len(config.widths) - 1
+            else (config.encoder_blocks[level] + config.decoder_blocks[level])
         )
         total += blocks * 2 * 9 * width * width / area
         if level < len(config.widths) - 1:

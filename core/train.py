@@ -3,9 +3,11 @@
     python -m core.train --run runs/main --minutes 240            # start (or continue: add --resume)
     python -m core.train --run runs/main --resume --minutes 120   # later session: continue the same run
 
-The learning rate follows a 200-step warm-up, then a cosine over the run's *training-time* budget
-(``--budget-minutes``, accumulated across resumes), so a run interrupted by the end of a session resumes where
-its schedule left off. Every few minutes: a checkpoint (``last.pt``: model, EMA, optimiser, step, seconds) and a
+The learning rate follows a 200-step warm-up, then a cosine over ``--total-steps`` (counted across resumes), so
+a run interrupted by the end of a session resumes where its schedule left off; a later session may resume with a
+larger ``--total-steps`` to stretch the schedule.
+
+Every few minutes: a checkpoint (``last.pt``: model, EMA, optimiser, step, seconds) and a
 validation pass on a fixed subset of the validation photos; the best EMA weights are kept in ``best.pt``.
 Recipe (see shared/README.md): identity-initialised residual blocks, AdamW, warm-up, gradient-norm clipping.
 """
@@ -90,7 +92,9 @@ class TrainingPatches(IterableDataset):
         clean = quantize(clean)
         degraded = random_degradation(clean, rng, self.mix).image
         aligned = rng.random() < 0.7
-        top, left = (self.margin, self.margin) if aligned else tuple(int(v) for v in rng.integers(0, 2 * self.margin + 1, 2))
+        top, left = (
+            (self.margin, self.margin) if aligned else tuple(int(v) for v in rng.integers(0, 2 * self.margin + 1, 2))
+        )
         cut = (slice(top, top + self.crop), slice(left, left + self.crop))
         to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[cut].transpose(2, 0, 1)))  # noqa: E731
         return to_tensor(degraded), to_tensor(clean)
@@ -144,12 +148,38 @@ def learning_rate(step: int, progress: float, peak: float, warmup: int, floor: f
     return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def training_step(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    degraded: torch.Tensor,
+    clean: torch.Tensor,
+    amp: torch.dtype | None,
+    clip: float,
+) -> float:
+    """One optimiser step on the L1 loss; returns the loss. The forward pass runs under autocast when ``amp``."""
+    with torch.autocast(degraded.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        restored = model(degraded)
+    loss = F.l1_loss(restored.float(), clean)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimiser.step()
+    return loss.item()
+
+
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """Exponential moving average of the weights: what gets validated and exported (smoother than the raw ones)."""
+    with torch.no_grad():
+        for ema_p, p in zip(ema.parameters(), model.parameters(), strict=True):
+            ema_p.lerp_(p.detach(), 1.0 - decay)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, default=Path("runs/main"), help="folder for checkpoints and the log")
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"), help="holds train/ and val/")
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock limit of this invocation")
-    parser.add_argument("--budget-minutes", type=float, default=300.0, help="training time the cosine spans")
+    parser.add_argument("--total-steps", type=int, default=50_000, help="steps the cosine schedule spans")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--crop", type=int, default=64)
@@ -197,20 +227,27 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         best_score, resumes = float(state["best_score"]), int(state.get("resumes", 0)) + 1
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    print(f"restorer: {count_parameters(model) / 1e6:.2f} M parameters, {2 * macs_per_pixel(config) / 1e3:.0f} kFLOP/px, "
-          f"device {device}, autocast {amp}, step {step}, trained {trained_seconds / 60:.1f} min", flush=True)
+    print(
+        f"restorer: {count_parameters(model) / 1e6:.2f} M parameters, {2 * macs_per_pixel(config) / 1e3:.0f} kFLOP/px, "
+        f"device {device}, autocast {amp}, step {step}, trained {trained_seconds / 60:.1f} min",
+        flush=True,
+    )
 
     train_images = [load_rgb(p) for p in list_images(args.data / "train")]
     if not train_images:
         raise SystemExit(f"no training images under {args.data / 'train'}")
     validation = build_validation(args.data / "val", args.val_count)
     patches = TrainingPatches(train_images, args.crop, seed=args.seed * 1000 + resumes)
-    loader = DataLoader(patches, batch_size=args.batch, num_workers=args.workers,
-                        persistent_workers=args.workers > 0, prefetch_factor=4 if args.workers else None)
+    loader = DataLoader(
+        patches,
+        batch_size=args.batch,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        prefetch_factor=4 if args.workers else None,
+    )
 
     started = time.monotonic()
     last_checkpoint = started
-    budget = args.budget_minutes * 60.0
     losses: list[float] = []
     result: dict[str, float] = {}
 
@@ -221,13 +258,37 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         improved = score > best_score
         if improved:
             best_score = score
-            _save(args.run / "best.pt", {"ema": ema.state_dict(), "step": step, "val": result,
-                                         "trained_seconds": trained_seconds, "config": config.to_dict()})
-        _save(last, {"model": model.state_dict(), "ema": ema.state_dict(), "optimiser": optimiser.state_dict(),
-                     "step": step, "trained_seconds": trained_seconds, "best_score": best_score, "resumes": resumes})
-        entry = {"step": step, "minutes": round(trained_seconds / 60, 2), "loss": float(np.mean(losses or [0.0])),
-                 "lr": optimiser.param_groups[0]["lr"], **{k: round(v, 3) for k, v in result.items()},
-                 "best": improved, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            _save(
+                args.run / "best.pt",
+                {
+                    "ema": ema.state_dict(),
+                    "step": step,
+                    "val": result,
+                    "trained_seconds": trained_seconds,
+                    "config": config.to_dict(),
+                },
+            )
+        _save(
+            last,
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "step": step,
+                "trained_seconds": trained_seconds,
+                "best_score": best_score,
+                "resumes": resumes,
+            },
+        )
+        entry = {
+            "step": step,
+            "minutes": round(trained_seconds / 60, 2),
+            "loss": float(np.mean(losses or [0.0])),
+            "lr": optimiser.param_groups[0]["lr"],
+            **{k: round(v, 3) for k, v in result.items()},
+            "best": improved,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         losses.clear()
         log.write(json.dumps(entry) + "\n")
         log.flush()
@@ -239,24 +300,18 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         if device.type == "cpu":
             degraded = degraded.contiguous(memory_format=torch.channels_last)
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, trained_seconds / budget, args.lr, args.warmup)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            restored = model(degraded)
-        loss = F.l1_loss(restored.float(), clean)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        optimiser.step()
-        with torch.no_grad():
-            decay = min(args.ema, (1 + step) / (10 + step))
-            for ema_p, p in zip(ema.parameters(), model.parameters()):
-                ema_p.lerp_(p.detach(), 1.0 - decay)
-        losses.append(loss.item())
+            group["lr"] = learning_rate(step, step / args.total_steps, args.lr, args.warmup)
+        loss = training_step(model, optimiser, degraded, clean, amp, args.clip)
+        update_ema(ema, model, min(args.ema, (1 + step) / (10 + step)))
+        losses.append(loss)
         step += 1
         now = time.monotonic()
         trained_seconds += now - tick
-        finished = (trained_seconds >= budget or now - started >= args.minutes * 60
-                    or (args.max_steps and step >= args.max_steps))
+        finished = (
+            step >= args.total_steps
+            or now - started >= args.minutes * 60
+            or (args.max_steps and step >= args.max_steps)
+        )
         if finished or now - last_checkpoint >= args.checkpoint_minutes * 60:
             checkpoint()
             last_checkpoint = time.monotonic()
