@@ -36,6 +36,13 @@ from storage.listing import (
 )
 from storage.migrate import current_revision, downgrade, head_revision, migrate
 from storage.models import SCORE_COLUMNS, Base, Event, EventKind, Image, ImageState, KeyValue, Score, ScorePhase
+from storage.outputs import (
+    PENDING_OUTPUT_PREFIX,
+    clear_pending_outputs,
+    output_paths_in_use,
+    pending_outputs,
+    reserve_outputs,
+)
 from storage.pages import MAX_PAGE_SIZE, Page
 from storage.queue import (
     REPROCESSABLE,
@@ -55,12 +62,15 @@ from storage.queue import (
     retry_delay,
     schedule_retry,
 )
+from storage.recovery import expire_leases, originals_pending, processing_owners
 from storage.retention import RetentionTarget, output_bytes, retention_candidates
+from storage.rows import image_rows, list_image_rows
 from storage.types import utcnow
 
 __all__ = [
     "MAX_PAGE_SIZE",
     "PAUSED_KEY",
+    "PENDING_OUTPUT_PREFIX",
     "REPROCESSABLE",
     "RETENTION_KEY",
     "SCORE_COLUMNS",
@@ -85,11 +95,13 @@ __all__ = [
     "add_event",
     "analyze",
     "claim_batch",
+    "clear_pending_outputs",
     "count_by_state",
     "count_images",
     "create_engine",
     "current_revision",
     "downgrade",
+    "expire_leases",
     "find_duplicate_target",
     "find_known",
     "get_image",
@@ -97,10 +109,12 @@ __all__ = [
     "get_value",
     "head_revision",
     "image_ids",
+    "image_rows",
     "images_at_path",
     "intake",
     "is_paused",
     "list_events",
+    "list_image_rows",
     "list_images",
     "mark_deleted",
     "mark_done",
@@ -109,13 +123,18 @@ __all__ = [
     "mark_original_deleted",
     "mark_original_moved",
     "migrate",
+    "originals_pending",
     "output_bytes",
+    "output_paths_in_use",
     "parameters_key",
+    "pending_outputs",
+    "processing_owners",
     "record_scores",
     "release_claims",
     "renew_leases",
     "requeue_expired_leases",
     "requeue_for_reprocess",
+    "reserve_outputs",
     "retention_candidates",
     "retry_delay",
     "schedule_retry",

@@ -1,0 +1,103 @@
+"""The loaded models: the configured one, loaded once at start-up, and models a profile names, loaded on first use.
+
+Loading happens on the caller's thread (start-up, or the worker between batches), never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from config import WorkerSettings
+
+if TYPE_CHECKING:
+    from core.engine import Engine, EngineSettings
+
+log = logging.getLogger(__name__)
+
+BUILTIN = "builtin"
+"""The model name of the shipped weights (``[worker] model`` and profiles' ``model``)."""
+
+WHOLE_IMAGE_TILE = 1 << 15
+"""``[worker] tile = 0`` means "whole image": a tile side no photo reaches."""
+
+MAX_EXTRA_ENGINES = 2
+"""Profile models kept loaded besides the configured one; the least recently used is dropped beyond this."""
+
+
+class ModelUnavailable(Exception):
+    """A model a profile names cannot be loaded; the message says why."""
+
+
+def engine_settings(worker: WorkerSettings) -> EngineSettings:
+    """The engine's settings for the ``[worker]`` table (device, tile)."""
+    from core.engine import EngineSettings
+
+    tile = WHOLE_IMAGE_TILE if worker.tile == 0 else worker.tile
+    return EngineSettings(device=worker.device.value, tile=tile, max_images_in_flight=max(16, 2 * worker.batch_size))
+
+
+def load_engine(model: str, worker: WorkerSettings) -> Engine:
+    """Load ``model`` (``builtin`` or a weights file) onto the configured device."""
+    from core.engine import Engine
+    from core.model_loader import load_model
+
+    descriptor = load_model(None if model == BUILTIN else model)
+    return Engine(descriptor, engine_settings(worker))
+
+
+def model_version(engine: Engine) -> str:
+    """What is recorded with each image (and part of the duplicate key): ``<model name>@<version>``."""
+    return f"{engine.descriptor.name}@{engine.descriptor.version}"
+
+
+class Engines:
+    """The configured engine plus a small cache of profile engines; safe to use from one worker thread at a time."""
+
+    def __init__(
+        self,
+        default: Engine,
+        *,
+        default_model: str = BUILTIN,
+        loader: Callable[[str], Engine] | None = None,
+        max_extra: int = MAX_EXTRA_ENGINES,
+    ) -> None:
+        self.default = default
+        self._default_model = default_model
+        self._loader = loader
+        self._max_extra = max_extra
+        self._extra: OrderedDict[str, Engine] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def is_default(self, model: str | None) -> bool:
+        return model in (None, "", self._default_model) or (model == BUILTIN and self._default_model == BUILTIN)
+
+    def get(self, model: str | None) -> Engine:
+        """The engine for a row's ``model`` parameter (None: the configured one); raises :class:`ModelUnavailable`."""
+        if self.is_default(model):
+            return self.default
+        assert model is not None
+        with self._lock:
+            if model in self._extra:
+                self._extra.move_to_end(model)
+                return self._extra[model]
+        if self._loader is None:
+            raise ModelUnavailable(f"model {model!r} is not loaded in this daemon")
+        try:
+            engine = self._loader(model)
+        except Exception as error:
+            raise ModelUnavailable(f"model {model!r} cannot be loaded: {error}") from error
+        log.info("loaded model %s (%s) for a profile", model, model_version(engine))
+        with self._lock:
+            self._extra[model] = engine
+            while len(self._extra) > self._max_extra:
+                dropped, _ = self._extra.popitem(last=False)
+                log.info("unloaded model %s (least recently used)", dropped)
+        return engine
+
+    def all(self) -> list[Engine]:
+        with self._lock:
+            return [self.default, *self._extra.values()]
