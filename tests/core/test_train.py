@@ -68,8 +68,25 @@ def _dataset(root: Path) -> Path:
 def test_training_command_checkpoints_and_resumes(tmp_path) -> None:
     data_root = _dataset(tmp_path / "data")
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "core.train", "--run", str(run), "--data", str(data_root), "--batch", "4",
-               "--crop", "32", "--workers", "0", "--val-count", "2", "--total-steps", "100"]
+    command = [
+        sys.executable,
+        "-m",
+        "core.train",
+        "--run",
+        str(run),
+        "--data",
+        str(data_root),
+        "--batch",
+        "4",
+        "--crop",
+        "32",
+        "--workers",
+        "0",
+        "--val-count",
+        "2",
+        "--total-steps",
+        "100",
+    ]
     subprocess.run([*command, "--max-steps", "3"], check=True, capture_output=True, timeout=300)
     subprocess.run([*command, "--max-steps", "5", "--resume"], check=True, capture_output=True, timeout=300)
     entries = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]

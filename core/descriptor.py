@@ -1,0 +1,87 @@
+"""A typed description of an image-to-image network: what the engine must know to tile, batch and cast it.
+
+The idea is spandrel's ``ImageModelDescriptor``: the engine never inspects a network, it reads these fields,
+so the built-in restorer and bring-your-own models (see :mod:`core.model_loader`) run through one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from torch import nn
+
+from core.model import Restorer
+
+BUILTIN_CONTEXT: int = 96
+"""Context (pixels per side) the built-in restorer needs for tiles to match a whole-image run within 1/255.
+
+Measured with ``python -m core.receptive`` (hard seams, fp32, 6 CBSD68 photos with sigma 25/50 noise or JPEG
+q10; largest difference over all pixels, x255): context 0: 96.9, 16: 24.1, 32: 12.8, 48: 5.9, 64: 1.49,
+80: 1.21, 88: 0.64 -- so 88 px is the *effective* receptive-field radius (the theoretical field is 552 px wide,
+280 px per side, needed only for float equality). Rounded up to 96 for headroom as training continues; the
+engine's 16 px cross-fade beyond it lowers seam differences further. A card key ``effective_context`` overrides.
+"""
+
+DEFAULT_CONTEXT: int = 32
+"""Context for bring-your-own models whose effective receptive field we have not measured (typical CNN SR/denoise)."""
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """A network ready for inference (eval mode, on CPU until the engine moves it) and its contract."""
+
+    model: nn.Module
+    name: str
+    version: str
+    architecture: str
+    scale: int = 1
+    """Output side / input side."""
+    input_channels: int = 3
+    output_channels: int = 3
+    tile_multiple: int = 1
+    """Input sides must be multiples of this (the engine reflect-pads)."""
+    minimum_size: int = 0
+    square: bool = False
+    receptive_field: int | None = None
+    """Theoretical receptive field diameter in input pixels; None when unknown or unbounded (attention)."""
+    context: int = DEFAULT_CONTEXT
+    """Recommended context per tile side, input pixels: the *effective* receptive-field radius."""
+    supports_half: bool = True
+    supports_bfloat16: bool = True
+    features_per_pixel: float = 64.0
+    """Float activations alive per input pixel at the peak of a forward pass; sizes batches from memory."""
+    tiling_recommended: bool = True
+
+    def with_model(self, model: nn.Module) -> ModelDescriptor:
+        """The same description for a moved or converted copy of the network."""
+        return replace(self, model=model)
+
+
+def restorer_features_per_pixel(model: Restorer) -> float:
+    """Activation floats per input pixel: skips kept for the decoder plus a few working maps per level."""
+    cfg = model.config
+    area = cfg.unshuffle**2
+    skips = sum(width / (area * 4**level) for level, width in enumerate(cfg.widths))
+    working = 4 * cfg.widths[0] / area  # block input, conv1, conv2, sum at the widest level
+    return float(2 * cfg.channels + skips + working)
+
+
+def describe_restorer(model: Restorer, card: dict[str, object] | None = None) -> ModelDescriptor:
+    """Descriptor of the built-in architecture (shipped weights or a Restorer safetensors file)."""
+    card = card or {}
+    context = card.get("effective_context", BUILTIN_CONTEXT)
+    return ModelDescriptor(
+        model=model.eval(),
+        name=str(card.get("name", "enhancerd-restorer")),
+        version=str(card.get("version", "unknown")),
+        architecture="Restorer",
+        scale=1,
+        input_channels=model.config.channels,
+        output_channels=model.config.channels,
+        tile_multiple=model.config.tile_multiple,
+        receptive_field=model.config.receptive_field,
+        context=int(context) if isinstance(context, int | float | str) else BUILTIN_CONTEXT,
+        supports_half=True,
+        supports_bfloat16=True,
+        features_per_pixel=restorer_features_per_pixel(model),
+    )
