@@ -29,7 +29,7 @@ def test_patches_are_paired_crops_in_range() -> None:
     for _ in range(10):
         degraded, clean = patches.sample(rng)
         assert degraded.shape == clean.shape == (3, 48, 48)
-        assert 0.0 <= float(degraded.min()) and float(degraded.max()) <= 1.0
+        assert float(degraded.min()) >= 0.0 and float(degraded.max()) <= 1.0
 
 
 def test_learning_rate_warms_up_then_decays() -> None:
