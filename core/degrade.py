@@ -149,10 +149,12 @@ class DegradationMix:
     """Probabilities and ranges of :func:`random_degradation`; training and benchmarks share them."""
 
     p_clean: float = 0.08
-    p_gaussian_only: float = 0.32
-    p_jpeg_only: float = 0.2
+    p_gaussian_only: float = 0.3
+    p_jpeg_only: float = 0.26
     max_sigma: float = 55.0
     jpeg_quality: tuple[int, int] = (10, 95)
+    jpeg_low_bias: float = 1.8
+    """Quality = low + (high - low) * u ** bias: above 1 favours the heavily damaged low qualities (median q ~ 37)."""
     max_blur_sigma: float = 2.0
     max_resample: float = 2.5
     p_second_round: float = 0.3
@@ -196,7 +198,7 @@ def _blur_step(image: Array, rng: np.random.Generator, mix: DegradationMix, step
 
 def _jpeg_step(image: Array, rng: np.random.Generator, mix: DegradationMix, steps: list[str]) -> Array:
     low, high = mix.jpeg_quality
-    quality = int(rng.integers(low, high + 1))
+    quality = int(round(low + (high - low) * float(rng.random()) ** mix.jpeg_low_bias))
     subsampling = "4:2:0" if rng.random() < 0.75 else "4:4:4"
     steps.append(f"jpeg(q={quality},{subsampling})")
     return jpeg_compress(image, quality, subsampling)
