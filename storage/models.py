@@ -111,7 +111,8 @@ class Image(Base):
     source_size: Mapped[int | None] = mapped_column(BigInteger)
     source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     """With ``source_path`` and ``source_size``: lets a rescan recognise a file it already knows without hashing."""
-    output_path: Mapped[str | None] = mapped_column(Text)
+    output_path: Mapped[str | None] = mapped_column(Text, index=True)
+    """Indexed: output names are checked against every image's (``storage.output_paths_in_use``)."""
     output_size: Mapped[int | None] = mapped_column(BigInteger)
     archive_path: Mapped[str | None] = mapped_column(Text)
     """Where the original was moved (archive, or the failed folder); ``None`` while it stays at ``source_path``."""

@@ -64,25 +64,47 @@ def test_every_revision_upgrades_one_step_at_a_time_and_downgrades(engine: Engin
     assert _schema_diff(engine, storage.Base.metadata) == []
 
 
+def _index_names(engine: Engine, table: str) -> set[str]:
+    return {index["name"] for index in sa.inspect(engine).get_indexes(table)}
+
+
 def test_database_of_the_first_release_upgrades_with_its_data(engine: Engine) -> None:
     """Rows written by release 1 (raw SQL, the 0001 columns) are readable by today's models after the upgrade."""
-    first = revisions()[0]
-    storage.migrate(engine, first)
+    storage.migrate(engine, "0001")
+    assert "ix_images_output_path" not in _index_names(engine, "images")
     with engine.begin() as connection:
         connection.execute(
             sa.text(
                 "INSERT INTO images (id, inbox, source_path, relative_path, state, attempts, parameters,"
-                " parameters_key, created_at, updated_at, content_hash)"
-                " VALUES (7, 'inbox', '/in/a.jpg', 'a.jpg', 'done', 1, :params, 'k', :at, :at, 'abc')"
+                " parameters_key, created_at, updated_at, content_hash, output_path)"
+                " VALUES (7, 'inbox', '/in/a.jpg', 'a.jpg', 'done', 1, :params, 'k', :at, :at, 'abc', '/out/a.jpg')"
             ),
             {"params": json.dumps({"strength": 0.5}), "at": "2024-01-02 03:04:05"},
         )
     storage.migrate(engine)
+    assert storage.current_revision(engine) == storage.head_revision()
+    assert "ix_images_output_path" in _index_names(engine, "images")
+    assert _schema_diff(engine, storage.Base.metadata) == []
     with storage.session_factory(engine).begin() as session:
         image = storage.get_image(session, 7)
         assert image.state is storage.ImageState.DONE
         assert image.parameters == {"strength": 0.5}
         assert image.created_at.tzinfo is not None
+        assert storage.output_paths_in_use(session, ["/out/a.jpg", "/out/b.jpg"]) == {"/out/a.jpg"}
+        assert storage.output_paths_in_use(session, ["/out/a.jpg"], exclude_id=7) == set()
+
+
+def test_output_path_lookups_use_the_index(db: Engine, backend: str) -> None:
+    """``output_paths_in_use`` runs for every output name the worker picks: it must not read the whole table."""
+    if backend != "sqlite":
+        pytest.skip("the plan of a tiny PostgreSQL table is a sequential scan whatever the indexes")
+    query = sa.select(storage.Image.output_path).where(
+        storage.Image.output_path.in_(["/out/a.jpg", "/out/b.jpg"]), storage.Image.id != 7
+    )
+    compiled = query.compile(db, compile_kwargs={"literal_binds": True})
+    with db.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "ix_images_output_path" in plan, plan
 
 
 @pytest.mark.parametrize("name", ["images", "scores", "events", "kv"])
