@@ -1,13 +1,11 @@
-"""API fixtures: settings and folders in ``tmp_path``, a migrated database (SQLite, and PostgreSQL in a schema of its
-own when ``ENHANCERD_TEST_PG_URL`` is set), an :class:`ApiContext` with a fake clock and a fake daemon status, the
-Flask test client, and a small library that puts real image files and rows in place."""
+"""API fixtures: settings and folders in ``tmp_path``, a migrated database (on ``db_url`` of ``tests/conftest.py``:
+SQLite, and PostgreSQL when ``ENHANCERD_TEST_PG_URL`` is set), an :class:`ApiContext` with a fake clock and a fake
+daemon status, the Flask test client, and a small library that puts real image files and rows in place."""
 
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +32,6 @@ from storage import Image, ImageState
 
 TOKEN = "s3cret-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PG_URL_VARIABLE = "ENHANCERD_TEST_PG_URL"
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 LIVE_STATUS: dict[str, Any] = {
@@ -58,41 +55,6 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param(
-            "postgresql",
-            id="postgresql",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not os.environ.get(PG_URL_VARIABLE), reason=f"{PG_URL_VARIABLE} is not set"),
-            ],
-        ),
-    ]
-)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'api.db'}"
-        return
-    base = sa.make_url(os.environ[PG_URL_VARIABLE])
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture

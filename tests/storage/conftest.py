@@ -1,60 +1,17 @@
-"""Storage fixtures: every test runs on SQLite (a temporary file) and, when ``ENHANCERD_TEST_PG_URL`` is set, on
-PostgreSQL in a schema of its own (created and dropped around the test, so parallel or repeated runs never meet).
-"""
+"""Storage fixtures: an engine on the empty database of ``tests/conftest.py``'s ``db_url`` (SQLite, and PostgreSQL
+when ``ENHANCERD_TEST_PG_URL`` is set), the same migrated, sessions, a fixed clock and image factories."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import storage
-
-PG_URL_VARIABLE = "ENHANCERD_TEST_PG_URL"
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param(
-            "postgresql",
-            id="postgresql",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not os.environ.get(PG_URL_VARIABLE), reason=f"{PG_URL_VARIABLE} is not set"),
-            ],
-        ),
-    ]
-)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a new SQLite file, or a new PostgreSQL schema selected via ``search_path``."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
-    base = sa.make_url(os.environ[PG_URL_VARIABLE])
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture
