@@ -11,6 +11,7 @@ import logging
 import re
 from pathlib import Path
 
+from config import defaults as d
 from config.settings import InboxSettings, OriginalsPolicy, Settings
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -54,7 +55,10 @@ def _ranges(s: Settings) -> list[str]:
             w.backoff_max_seconds >= w.backoff_base_seconds,
             "[worker] backoff_max_seconds must be at least backoff_base_seconds",
         ),
-        (w.tile >= 0, "[worker] tile must not be negative (0 = no tiling)"),
+        (
+            w.tile == 0 or w.tile >= d.WORKER_TILE_MIN,
+            f"[worker] tile must be 0 (auto: chosen per device) or at least {d.WORKER_TILE_MIN}",
+        ),
         (w.max_megapixels > 0, "[worker] max_megapixels must be positive"),
         (s.watcher.settle_seconds >= 0, "[watcher] settle_seconds must not be negative"),
         (s.watcher.rescan_seconds >= 0, "[watcher] rescan_seconds must not be negative (0 = no rescan)"),

@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 BUILTIN = "builtin"
 """The model name of the shipped weights (``[worker] model`` and profiles' ``model``)."""
 
-WHOLE_IMAGE_TILE = 1 << 15
-"""``[worker] tile = 0`` means "whole image": a tile side no photo reaches."""
-
 MAX_EXTRA_ENGINES = 2
 """Profile models kept loaded besides the configured one; the least recently used is dropped beyond this."""
 
@@ -33,10 +30,10 @@ class ModelUnavailable(Exception):
 
 
 def engine_settings(worker: WorkerSettings) -> EngineSettings:
-    """The engine's settings for the ``[worker]`` table (device, tile)."""
+    """The engine's settings for the ``[worker]`` table; ``tile = 0`` (auto) leaves the tile to the engine's device."""
     from core.engine import EngineSettings
 
-    tile = WHOLE_IMAGE_TILE if worker.tile == 0 else worker.tile
+    tile = worker.tile or None
     return EngineSettings(device=worker.device.value, tile=tile, max_images_in_flight=max(16, 2 * worker.batch_size))
 
 
