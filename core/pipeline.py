@@ -9,10 +9,7 @@ Decoding happens lazily, as the engine asks for more images to fill a batch.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -21,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from core.atomicfile import atomic_copy
 from core.blend import BlendSettings, blend
 from core.engine import Engine
 from core.imageio import (
@@ -360,36 +358,6 @@ def _can_copy(image: ImageData, source: Path, target_format: str) -> bool:
     return image.orientation == 1 and output_format(image.format) == target_format and sniff_format(source) is not None
 
 
-def atomic_copy(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` the way save_image writes: temp file in the same folder, fsync, rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(source, "rb") as reader, open(temp, "wb") as writer:
-            shutil.copyfileobj(reader, writer, 1 << 20)
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.replace(temp, target)
-        _fsync_folder(target.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 def upscale(pixels: np.ndarray, scale: int) -> np.ndarray:
     """Bicubic enlargement (float32, per channel) so an upscaling model's output can be blended with its input."""
     from PIL import Image
@@ -443,7 +411,3 @@ def output_path(source: Path, outdir: Path, format: str | None, taken: set[Path]
         counter += 1
     taken.add(candidate.resolve())
     return candidate
-
-
-_Prepared = PreparedImage  # the names daemon/worker/stages.py used before the public ones existed
-_Finisher = Finisher

@@ -55,7 +55,12 @@ class IntakeOutcome:
 
 
 class Intake:
-    """Turns settled files into database rows; one instance is shared by the watcher thread and the API."""
+    """Turns settled files into database rows; one instance is shared by the watcher thread and the API.
+
+    ``read_sessions`` (``storage.session_factory(engine, readonly=True)``) serve the "already known?" checks, which the
+    watcher makes for every file of every rescan: write sessions would take SQLite's write lock for each of them and
+    queue behind the worker's commits. Without it the write sessions are used for those checks too.
+    """
 
     def __init__(
         self,
@@ -63,9 +68,12 @@ class Intake:
         sessions: sessionmaker[Session],
         model_version: str,
         clock: Callable[[], datetime] = storage.utcnow,
+        *,
+        read_sessions: sessionmaker[Session] | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._read_sessions = sessions if read_sessions is None else read_sessions
         self._model_version = model_version
         self._clock = clock
 
@@ -78,16 +86,15 @@ class Intake:
         return parameters
 
     def is_known(self, path: Path, size: int, mtime_ns: int) -> bool:
-        with self._sessions() as session:
-            return storage.find_known(session, str(path), size, mtime_ns) is not None
+        """Whether this file (same path, size and mtime) already has a row; a read, never waiting for the writer."""
+        return self._find_known(str(path), size, mtime_ns) is not None
 
     def submit(self, request: IntakeRequest) -> IntakeOutcome:
         """Record ``request`` (idempotent for an unchanged file). Raises OSError if the file cannot be read."""
         source = str(request.path)
-        with self._sessions.begin() as session:
-            known = storage.find_known(session, source, request.size, request.mtime_ns)
-            if known is not None:
-                return IntakeOutcome(known.id, str(known.state), already_known=True)
+        known = self._find_known(source, request.size, request.mtime_ns)
+        if known is not None:
+            return known
         content_hash = hash_file(request.path)  # outside the transaction: hashing a large file must not hold the lock
         with self._sessions.begin() as session:
             known = storage.find_known(session, source, request.size, request.mtime_ns)
@@ -110,3 +117,9 @@ class Intake:
             outcome = IntakeOutcome(image.id, str(image.state), already_known=False)
         log.info("intake %s -> image %d (%s)", source, outcome.image_id, outcome.state)
         return outcome
+
+    def _find_known(self, source: str, size: int, mtime_ns: int) -> IntakeOutcome | None:
+        """The row already recorded for this file, read without the write lock (``submit`` checks again under it)."""
+        with self._read_sessions() as session:
+            known = storage.find_known(session, source, size, mtime_ns)
+            return None if known is None else IntakeOutcome(known.id, str(known.state), already_known=True)

@@ -155,6 +155,7 @@ class Service:
             self.sessions,
             version,
             clock=self._clock,
+            read_sessions=read_sessions,
             on_queued=worker.wake,
             on_duplicate=metrics.duplicates.inc,
         )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image, PngImagePlugin
+
+from core.atomicfile import atomic_write
 
 from . import metadata as meta
 from .containers import write_png, write_tiff
@@ -28,6 +28,8 @@ XMP_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "WEBP"})
 ICC_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "WEBP"})
 DPI_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "BMP"})
 _JPEG_SEGMENT_LIMIT = 65533  # bytes of payload one JPEG APP segment can carry
+_STRIP_BYTES = 4 << 20
+"""float32 scratch per strip when converting pixels to integer samples: the peak stays near the output array."""
 _IJG_LUMINANCE = (
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
@@ -91,25 +93,58 @@ def estimate_jpeg_quality(tables: dict[int, list[int]]) -> int | None:
     return best_quality
 
 
-def _samples(image: ImageData, bits: int, keep_alpha: bool) -> np.ndarray:
-    """(H, W, C) integer samples at ``bits``, alpha last when kept, else composited onto white."""
-    maximum = float(2**bits - 1)
-    pixels = np.nan_to_num(np.asarray(image.pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    pixels = np.clip(pixels, 0.0, 1.0)
+def _samples(image: ImageData, bits: int, keep_alpha: bool, rgb: bool = False) -> np.ndarray:
+    """(H, W, C) integer samples at ``bits``, alpha last when kept, else composited onto white; ``rgb`` repeats grey.
+
+    Converted in strips of rows into one preallocated integer array: converting a 50 MP image at once would hold
+    several full-size float32 temporaries (gigabytes) on top of the pixels. Each strip takes exactly the float32
+    steps of the whole-array formula ``rint(clip(pixels, 0, 1) * maximum)`` (NaN as 0), so the values are the same.
+    """
+    height, width, channels = image.pixels.shape
+    colour = 3 if rgb else channels
     dtype = np.uint16 if bits == 16 else np.uint8
-    if image.alpha is None:
-        return np.round(pixels * maximum).astype(dtype)
-    alpha_max = 65535 if image.alpha.dtype == np.uint16 else 255
-    if not keep_alpha:
-        coverage = (image.alpha.astype(np.float32) / alpha_max)[..., None]
-        return np.round((pixels * coverage + (1.0 - coverage)) * maximum).astype(dtype)
-    if alpha_max == 2**bits - 1:
-        alpha = image.alpha
+    out = np.empty((height, width, colour + (1 if keep_alpha else 0)), dtype=dtype)
+    rows = max(1, _STRIP_BYTES // max(1, width * channels * 4))
+    strip = np.empty((min(rows, height), width, channels), dtype=np.float32)
+    alpha = image.alpha
+    behind = alpha if alpha is not None and not keep_alpha else None  # composited onto white
+    coverage = np.empty((0 if behind is None else strip.shape[0], width, 1), dtype=np.float32)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        pixels = strip[: bottom - top]
+        np.copyto(pixels, image.pixels[top:bottom], casting="unsafe")
+        np.fmax(pixels, 0.0, out=pixels)  # clip to [0, 1] without temporaries; fmax also turns NaN into 0
+        np.minimum(pixels, 1.0, out=pixels)
+        if behind is not None:
+            cover = coverage[: bottom - top]
+            np.copyto(cover, behind[top:bottom, :, None], casting="unsafe")
+            np.divide(cover, 65535 if behind.dtype == np.uint16 else 255, out=cover)
+            np.multiply(pixels, cover, out=pixels)  # pixels * coverage + (1 - coverage): the white behind
+            np.subtract(1.0, cover, out=cover)
+            np.add(pixels, cover, out=pixels)
+        np.multiply(pixels, float(2**bits - 1), out=pixels)
+        np.rint(pixels, out=pixels)
+        np.copyto(out[top:bottom, :, :colour], pixels, casting="unsafe")
+    if keep_alpha and alpha is not None:
+        _alpha_samples(alpha, bits, out[..., colour])
+    return out
+
+
+def _alpha_samples(alpha: np.ndarray, bits: int, out: np.ndarray) -> None:
+    """Alpha at ``bits`` into ``out``: exact when the depth matches, x257 up, rounded /257 down (in strips)."""
+    if alpha.dtype == (np.uint16 if bits == 16 else np.uint8):
+        np.copyto(out, alpha)
     elif bits == 16:
-        alpha = image.alpha.astype(np.uint16) * 257
+        np.multiply(alpha, 257, out=out, casting="unsafe", dtype=np.uint16)
     else:
-        alpha = np.round(image.alpha.astype(np.float32) / 257.0).astype(np.uint8)
-    return np.concatenate([np.round(pixels * maximum).astype(dtype), alpha[..., None].astype(dtype)], axis=2)
+        rows = max(1, _STRIP_BYTES // max(1, alpha.shape[1] * 4))
+        scratch = np.empty((min(rows, alpha.shape[0]), alpha.shape[1]), dtype=np.float32)
+        for top in range(0, alpha.shape[0], rows):
+            part = scratch[: min(top + rows, alpha.shape[0]) - top]
+            np.copyto(part, alpha[top : top + rows], casting="unsafe")
+            np.divide(part, 257.0, out=part)
+            np.rint(part, out=part)
+            np.copyto(out[top : top + rows], part, casting="unsafe")
 
 
 def _kept_metadata(image: ImageData, name: str, channels: int) -> ImageMetadata:
@@ -138,9 +173,7 @@ def _encoder(image: ImageData, name: str, jpeg_quality: int | None) -> Callable[
     """Prepare the samples now (errors surface before any file is created) and return the writing step."""
     bits = 16 if image.bit_depth == 16 and name in SIXTEEN_BIT_FORMATS else 8
     keep_alpha = image.alpha is not None and name in ALPHA_FORMATS
-    samples = _samples(image, bits, keep_alpha)
-    if name == "WEBP" and image.is_grayscale:
-        samples = np.concatenate([np.repeat(samples[..., :1], 3, axis=2), samples[..., 1:]], axis=2)
+    samples = _samples(image, bits, keep_alpha, rgb=name == "WEBP" and image.is_grayscale)  # WebP has no grey mode
     kept = _kept_metadata(image, name, samples.shape[2])
 
     if name == "TIFF":
@@ -206,35 +239,11 @@ def _tiff_exif_tags(exif: bytes | None) -> dict[int, Any] | None:
 
 
 def _atomic_write(target: Path, encode: Callable[[IO[bytes]], None]) -> None:
-    """Temp file beside the target, fsync, rename over it, fsync the folder: all of the new file or none of it."""
-    folder = target.parent
-    temporary = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    """:func:`core.atomicfile.atomic_write`, with every failure but a typed one reported as :class:`ImageWriteError`."""
     try:
-        # 0o666 and the process umask give the permissions an ordinary new file gets (mkstemp would force 0600)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise ImageWriteError(f"Cannot write {target}: {exc.strerror or exc}.", target) from exc
-    try:
-        with os.fdopen(descriptor, "wb") as fp:
-            encode(fp)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(temporary, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        if isinstance(exc, ImageError) or not isinstance(exc, Exception):
-            raise  # already typed, or KeyboardInterrupt / SystemExit
+        atomic_write(target, encode)
+    except ImageError:
+        raise
+    except Exception as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise ImageWriteError(f"Cannot write {target}: {reason}.", target) from exc
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable; not possible on Windows, where opening a folder fails."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from config import InboxSettings, Settings
+from core.atomicfile import atomic_write_bytes
 from daemon.retention.plan import containing_root
 from storage import Image
 
@@ -90,9 +90,7 @@ class RenderCache:
     def put(self, kind: str, key: str, extension: str, data: bytes) -> Path:
         path = self.path(kind, key, extension)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        atomic_write_bytes(path, data)
         self._prune(path.parent)
         return path
 

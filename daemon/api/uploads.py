@@ -20,6 +20,7 @@ from typing import IO
 from flask import Blueprint, Response, jsonify, request
 
 from config import InboxSettings, Settings
+from core.atomicfile import fsync_folder
 from daemon.api.errors import Problem
 from daemon.api.params import Field
 from daemon.api.spec import Operation, Reply, ref
@@ -148,7 +149,7 @@ def _receive(inbox: InboxSettings, stream: IO[bytes], filename: str | None, limi
         final = _link_free(partial, inbox.path, name)
     finally:
         partial.unlink(missing_ok=True)
-    _fsync_folder(inbox.path)
+    fsync_folder(inbox.path)
     return final, size, final.name
 
 
@@ -211,11 +212,3 @@ def _copy_free(partial: Path, candidate: Path) -> Path:
         out.flush()
         os.fsync(out.fileno())
     return candidate
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -24,34 +23,25 @@ def run(args: argparse.Namespace) -> int:
     import secrets
 
     from config import ConfigError, ensure_folders, load_settings, starter_text
+    from core.atomicfile import atomic_write_text
 
     target = Path(args.dir) / CONFIG_NAME
     if target.exists() and not args.force:
         print(f"enhancerd init: {target} already exists (use --force to overwrite)", file=sys.stderr)
         return 1
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_private(target.with_name(f".{CONFIG_NAME}.tmp"), starter_text(token=secrets.token_urlsafe(32)))
+    text = starter_text(token=secrets.token_urlsafe(32))
     try:
         # Checked before it replaces anything; only the file decides the folders, not this shell's ENHANCERD_*.
-        settings = load_settings(tmp, environ={})
+        # Readable by the owner only: the file holds the API token.
+        atomic_write_text(target, text, mode=0o600, check=lambda written: load_settings(written, environ={}))
     except ConfigError as exc:
-        tmp.unlink()
         print(f"enhancerd init: the starter config does not load here: {exc}", file=sys.stderr)
         return 1
-    os.replace(tmp, target)
+    settings = load_settings(target, environ={})
     created = ensure_folders(settings)
     print(f"wrote {target}")
     for folder in created:
         print(f"created {folder}")
     print(f"start with: enhancerd run --config {target}")
     return 0
-
-
-def _write_private(path: Path, text: str) -> Path:
-    """Write durably, readable by the owner only: the file holds the API token."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return path

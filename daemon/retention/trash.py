@@ -13,10 +13,11 @@ import logging
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from core.atomicfile import temp_path
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _free_name(target: Path) -> Path:
 
 def _copy_across(source: Path, target: Path) -> Path:
     """Copy across filesystems without ever leaving a partial file under the final name, then unlink the source."""
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = temp_path(target)
     try:
         shutil.copy2(source, temporary)
         with open(temporary, "rb") as stream:

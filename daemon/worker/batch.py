@@ -13,12 +13,11 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.pipeline import EnhanceRequest, EnhanceResult
-from daemon.worker import stages
+from core.pipeline import Analyse, EnhanceRequest, EnhanceResult, PreparedImage, finish_image, prepare_image
 from daemon.worker.outcome import Outcome, OutcomeKind, judge, one_line
 from daemon.worker.plan import Task
 
@@ -34,7 +33,7 @@ class BatchRunner:
     """Runs tasks through ``core``'s stages; ``should_abort`` is polled between images (a stop past its deadline)."""
 
     def __init__(
-        self, pool: Executor, *, analyse: Any, max_pixels: int, should_abort: Callable[[], bool] = lambda: False
+        self, pool: Executor, *, analyse: Analyse, max_pixels: int, should_abort: Callable[[], bool] = lambda: False
     ) -> None:
         self._pool = pool
         self._analyse = analyse
@@ -62,14 +61,19 @@ class BatchRunner:
                 if task.image_id not in reported:
                     emit(replace(leftover, image_id=task.image_id))
 
-    def _prepare(self, task: Task) -> Any:
+    def _prepare(self, task: Task) -> PreparedImage:
+        """Decode and analyse (on the pool). An analyser error raises: a bug, retried, never a silent degradation."""
         request = EnhanceRequest(task.source, task.output, format=task.output_format, strength=task.strength)
-        return stages.prepare(request, strength=task.strength, analyse=self._analyse, max_pixels=self._max_pixels)
+        return prepare_image(
+            request, strength=task.strength, analyse=self._analyse, max_pixels=self._max_pixels, strict_analysis=True
+        )
 
-    def _finish(self, task: Task, prepared: Any, restored: np.ndarray | None, seconds: float, tiles: int) -> Any:
+    def _finish(
+        self, task: Task, prepared: PreparedImage, restored: np.ndarray | None, seconds: float, tiles: int
+    ) -> EnhanceResult:
         with contextlib.suppress(OSError):  # if this fails, so does the write: a transient failure with its reason
             task.output.parent.mkdir(parents=True, exist_ok=True)
-        return stages.finish(
+        return finish_image(
             prepared,
             restored,
             model_seconds=seconds,
@@ -87,8 +91,8 @@ class _Run:
         self.tasks = list(tasks)
         self.engine = engine
         self.emit = emit
-        self.decoding: list[Future[Any]] = [runner._pool.submit(runner._prepare, task) for task in self.tasks]
-        self.in_engine: dict[int, tuple[Task, Any]] = {}
+        self.decoding: list[Future[PreparedImage]] = [runner._pool.submit(runner._prepare, task) for task in self.tasks]
+        self.in_engine: dict[int, tuple[Task, PreparedImage]] = {}
         self.finishing: list[tuple[Task, Future[EnhanceResult]]] = []
 
     def execute(self) -> None:
@@ -126,13 +130,15 @@ class _Run:
             except Exception as error:
                 self.emit(Outcome(task.image_id, judge(error), one_line(error)))
                 continue
-            if stages.strength_of(prepared) == 0:
+            if prepared.strength == 0:
                 self.finish(task, prepared, None, 0.0, 0)
                 continue
             self.in_engine[task.image_id] = (task, prepared)
-            yield task.image_id, stages.pixels_of(prepared)
+            yield task.image_id, prepared.image.pixels
 
-    def finish(self, task: Task, prepared: Any, restored: np.ndarray | None, seconds: float, tiles: int) -> None:
+    def finish(
+        self, task: Task, prepared: PreparedImage, restored: np.ndarray | None, seconds: float, tiles: int
+    ) -> None:
         future = self.runner._pool.submit(self.runner._finish, task, prepared, restored, seconds, tiles)
         self.finishing.append((task, future))
 
@@ -145,7 +151,7 @@ class _Run:
                 continue
             try:
                 result = future.result()
-            except Exception as error:  # stages.finish does not raise; a bug must still not lose the image
+            except Exception as error:  # finish_image does not raise; a bug must still not lose the image
                 self.emit(Outcome(task.image_id, OutcomeKind.RETRY, f"finishing failed: {one_line(error)}"))
                 continue
             if result.ok:

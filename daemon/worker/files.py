@@ -12,27 +12,17 @@ import errno
 import hashlib
 import logging
 import os
-import secrets
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from daemon.worker.naming import TEMP_FILE, candidates, choose_free, error_note
+from core.atomicfile import TEMP_NAME, atomic_write_text, fsync_folder, temp_path
+from daemon.worker.naming import candidates, choose_free, error_note
 
 log = logging.getLogger(__name__)
 
 HASH_CHUNK = 1 << 20
 _NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS})
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable (best effort: some filesystems refuse to open folders)."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def move_to_free_name(source: Path, base: Path) -> Path:
@@ -85,7 +75,7 @@ def _link_no_clobber(source: Path, target: Path) -> bool:
 
 
 def _copy_then_remove(source: Path, target: Path) -> None:
-    temporary = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    temporary = temp_path(target)
     try:
         with open(source, "rb") as reader, open(temporary, "xb") as writer:
             shutil.copyfileobj(reader, writer, HASH_CHUNK)
@@ -111,19 +101,9 @@ def _copy_then_remove(source: Path, target: Path) -> None:
 
 
 def write_note(path: Path, text: str) -> None:
-    """Write a small text file atomically (temporary file, fsync, rename), replacing an older one."""
+    """Write a small text file atomically, replacing an older one (creates the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        with open(temporary, "x", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-        fsync_folder(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
+    atomic_write_text(path, text)
 
 
 def remove_quietly(path: Path) -> bool:
@@ -171,7 +151,7 @@ def remove_temp_files(folders: Iterable[Path]) -> list[Path]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         for entry in entries:
-            if TEMP_FILE.match(entry.name) and entry.is_file(follow_symlinks=False):
+            if TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))

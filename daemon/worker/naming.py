@@ -15,10 +15,6 @@ MAX_SUFFIX = 100_000
 ERROR_NOTE_SUFFIX = ".error.txt"
 """``<name>.error.txt`` beside a failed original says why it failed (retention moves it with the file)."""
 
-TEMP_FILE = re.compile(r"^\..+\.[0-9a-f]{8,}\.tmp$")
-"""Temporary files of atomic writes (``save_image``, the pipeline's copy, this package's moves and notes):
-``.<name>.<hex>.tmp``. Only a crash leaves them behind."""
-
 
 def mirrored(root: Path, relative: str, name: str | None = None) -> Path:
     """``root/<relative's folders>/<name or relative's name>``; refuses paths that would leave ``root``."""

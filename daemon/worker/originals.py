@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import storage
 from config import InboxSettings, OriginalsPolicy
-from daemon.worker.files import find_copy, fsync_folder, link_to_free_name, remove_quietly
+from core.atomicfile import fsync_folder
+from daemon.worker.files import find_copy, link_to_free_name, remove_quietly
 from daemon.worker.naming import error_note, mirrored
 from daemon.worker.plan import Place
 from storage import Image

@@ -1093,6 +1093,47 @@ def test_out_of_range_and_nan_pixels_are_clipped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(_as8(again)[0, 0], [0, 255, 0])
 
 
+@pytest.mark.parametrize(("suffix", "bits"), [(".tif", 16), (".png", 16), (".bmp", 8)])
+def test_strip_conversion_gives_the_whole_array_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, bits: int
+) -> None:
+    """Samples are converted a few rows at a time; every strip (the last one ragged) must round like the whole."""
+    monkeypatch.setattr(write_module, "_STRIP_BYTES", 7 * 13 * 3 * 4)  # 7 rows per strip of a 13-wide image
+    rng = _rng(5)
+    pixels = rng.uniform(-0.2, 1.2, (30, 13, 3)).astype(np.float32)
+    pixels[0, :4, 0] = [np.nan, np.inf, -np.inf, 0.5]
+    pixels[1:, 0, :] = ((rng.integers(0, 255, (29, 3)) + 0.5) / 255).astype(np.float32)  # exact halves
+    alpha = rng.integers(0, 256, (30, 13), dtype=np.uint8)
+    maximum = 2**bits - 1
+    clean = np.clip(np.nan_to_num(pixels, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    if suffix == ".bmp":  # no alpha in BMP: composited onto white
+        coverage = (alpha.astype(np.float32) / 255)[..., None]
+        expected = np.round((clean * coverage + (1.0 - coverage)) * maximum).astype(np.uint8)
+    else:
+        expected = np.round(clean * maximum).astype(np.uint16)
+        expected = np.concatenate([expected, alpha[..., None].astype(np.uint16) * 257], axis=2)
+    out = save_image(ImageData(pixels, alpha=alpha, bit_depth=bits), tmp_path / f"s{suffix}")
+    written = tifffile.imread(out) if suffix == ".tif" else cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    if suffix != ".tif":
+        written = written[..., [2, 1, 0, 3]] if written.shape[2] == 4 else written[..., ::-1]
+    np.testing.assert_array_equal(written, expected)
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_converting_a_large_image_peaks_near_one_integer_copy(alpha: bool) -> None:
+    """A 50 MP save used to hold ~1.8 GB of float temporaries; now the integer output plus a strip or two."""
+    pixels = np.full((1500, 2000, 3), 0.25, dtype=np.float32)
+    image = ImageData(pixels, alpha=np.full((1500, 2000), 128, np.uint8) if alpha else None, bit_depth=16)
+    tracemalloc.start()
+    try:
+        samples = write_module._samples(image, 16, keep_alpha=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert samples.nbytes == 1500 * 2000 * 3 * 2
+    assert peak < samples.nbytes + 3 * write_module._STRIP_BYTES, peak  # whole-array: over 3x pixels.nbytes
+
+
 # --------------------------------------------------------------------------------------------------- the data class
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +185,12 @@ def test_metadata_object_defaults_stay_empty(tmp_path) -> None:
     assert run_cli("-o", str(tmp_path / "out"), str(source)) == 0
     result = load_image(tmp_path / "out" / "plain.png")
     assert result.metadata.exif is None and result.metadata.icc_profile is None
+
+
+def test_the_command_line_sets_the_openmp_wait_policy_before_torch_loads() -> None:
+    """``configure_openmp`` only works before torch is imported: parsing the command line must not import it."""
+    code = (
+        "import sys, daemon.cli; daemon.cli.build_parser(); "
+        "assert 'torch' not in sys.modules, 'torch imported while building the parser'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.atomicfile import temp_path
 from daemon.watch.ignore import IgnoreRules
 from daemon.watch.scan import iter_candidates
 
@@ -67,6 +68,14 @@ def test_builtin_ignores_apply_to_every_component(relative: str, component: str)
     assert reason is not None
     assert component in reason
     assert not DEFAULT.accepts(PurePath(relative))
+
+
+def test_temporary_files_of_atomic_writes_are_ignored(tmp_path: Path) -> None:
+    """An output folder inside an inbox must not feed half-written outputs back in (see ``core.atomicfile``)."""
+    temporary = temp_path(tmp_path / "album" / "photo.jpg")
+    relative = PurePath("album", temporary.name)
+    assert DEFAULT.reason(relative) is not None
+    assert not DEFAULT.accepts(relative)
 
 
 @pytest.mark.parametrize("relative", WRONG_EXTENSION)

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import storage
 from config import ensure_folders, load_settings
 from daemon.intake import Intake, IntakeRequest, hash_file
 
+BUSY_TIMEOUT_MS = 200
+"""Short, so that a check which wrongly waits for SQLite's write lock fails fast instead of after 30 s."""
+
 
 @pytest.fixture
-def intake(tmp_path: Path) -> Intake:
+def intake(tmp_path: Path) -> Iterator[Intake]:
     settings = load_settings(None, cwd=tmp_path, environ={})
     ensure_folders(settings)
-    engine = storage.create_engine(settings.database_url)
+    engine = storage.create_engine(settings.database_url, busy_timeout_ms=BUSY_TIMEOUT_MS)
     storage.migrate(engine)
-    yield Intake(settings, storage.session_factory(engine), model_version="test-1")
+    yield Intake(
+        settings,
+        storage.session_factory(engine),
+        model_version="test-1",
+        read_sessions=storage.session_factory(engine, readonly=True),
+    )
     engine.dispose()
 
 
@@ -41,6 +52,21 @@ def test_a_file_is_queued_once(intake: Intake) -> None:
     again = intake.submit(_request(intake, path))
     assert again.image_id == first.image_id and again.already_known
     assert intake.is_known(path, path.stat().st_size, path.stat().st_mtime_ns)
+
+
+def test_known_checks_do_not_wait_for_the_write_lock(intake: Intake) -> None:
+    """The watcher asks for every file of every rescan; a worker commit in progress must not hold it up."""
+    path = _drop(intake, "photo.jpg", b"one")
+    first = intake.submit(_request(intake, path))
+    size, mtime_ns = path.stat().st_size, path.stat().st_mtime_ns
+    with intake._sessions.begin() as writer:  # another unit of work holds SQLite's write lock (BEGIN IMMEDIATE)
+        writer.execute(sa.text("SELECT 1"))
+        started = time.monotonic()
+        assert intake.is_known(path, size, mtime_ns)
+        assert not intake.is_known(path, size + 1, mtime_ns)
+        again = intake.submit(_request(intake, path))
+        assert time.monotonic() - started < BUSY_TIMEOUT_MS / 1000
+    assert again.image_id == first.image_id and again.already_known
 
 
 def test_same_content_elsewhere_is_a_duplicate(intake: Intake) -> None:

@@ -22,10 +22,13 @@ from PIL import Image as PILImage
 
 import storage
 from config import Settings, ensure_folders, load_settings
+from core.atomicfile import temp_path
+from core.engine import DEFAULT_CPU_TILE
 from daemon.intake import Intake, IntakeRequest
 from daemon.metrics import Metrics
 from daemon.worker import Engines, LeaseKeeper, Worker, WorkerThread, basic_analyse
-from daemon.worker.files import move_to_free_name
+from daemon.worker.engines import BUILTIN, engine_settings, load_engine
+from daemon.worker.files import move_to_free_name, remove_temp_files
 from daemon.worker.leases import is_dead_owner
 from daemon.worker.naming import candidates, choose_free, error_note, is_candidate_of, mirrored, output_name
 from daemon.worker.outcome import OutcomeKind, judge
@@ -592,3 +595,22 @@ def test_naming_rules(tmp_path: Path) -> None:
     assert is_candidate_of(tmp_path / "x-12.jpg", tmp_path / "x.jpg")
     assert not is_candidate_of(tmp_path / "x-a.jpg", tmp_path / "x.jpg")
     assert error_note(tmp_path / "x.jpg").name == "x.jpg.error.txt"
+
+
+def test_recovery_sweeps_the_temporary_names_atomic_writes_use(tmp_path: Path) -> None:
+    """``core.atomicfile`` names its temporary files; recovery must recognise every one of them, and nothing else."""
+    temporaries = [temp_path(tmp_path / name) for name in ("photo.jpg", "photo.jpg.error.txt", ".hidden.png")]
+    kept = ["photo.jpg", ".photo.jpg.tmp", "notes.tmp", ".upload-0123abcd.part"]
+    for path in [*temporaries, *(tmp_path / name for name in kept)]:
+        path.write_bytes(b"x")
+    assert sorted(remove_temp_files([tmp_path])) == sorted(temporaries)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+@pytest.mark.parametrize(("tile", "engine_tile"), [(0, DEFAULT_CPU_TILE), (256, 256)])
+def test_worker_tile_zero_lets_the_engine_choose_per_device(tmp_path: Path, tile: int, engine_tile: int) -> None:
+    settings = load_settings(
+        None, cwd=tmp_path, environ={}, overrides={"worker.device": "cpu", "worker.tile": str(tile)}
+    )
+    assert engine_settings(settings.worker).tile == (tile or None)
+    assert load_engine(BUILTIN, settings.worker).tile == engine_tile
