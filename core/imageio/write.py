@@ -202,7 +202,16 @@ def _encoder(image: ImageData, name: str, jpeg_quality: int | None) -> Callable[
     options = _pillow_options(image, name, kept, jpeg_quality)
 
     def encode_with_pillow(fp: IO[bytes]) -> None:
-        pil_image.save(fp, format=name, **options)
+        try:
+            pil_image.save(fp, format=name, **options)
+        except OSError:
+            if not options.get("optimize"):
+                raise
+            # libjpeg's Huffman optimiser needs the whole stream in one buffer, which Pillow sizes at 1-2 bytes per
+            # pixel; very noisy images exceed it ("broken data stream"). Standard tables always fit, a few % larger.
+            fp.seek(0)
+            fp.truncate()
+            pil_image.save(fp, format=name, **{**options, "optimize": False})
 
     return encode_with_pillow
 

@@ -1162,3 +1162,12 @@ def test_loading_does_not_keep_files_open(tmp_path: Path) -> None:
         load_image(tmp_path / "x.png")
     after = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
     assert after <= before
+
+
+def test_pure_noise_saves_as_high_quality_jpeg(tmp_path) -> None:
+    """Noise compresses to more than Pillow's optimiser buffer (about 2 bytes per pixel): the save must still work."""
+    from core.imageio import ImageData, load_image, save_image
+
+    noise = np.random.default_rng(0).random((300, 300, 3), dtype=np.float32)
+    path = save_image(ImageData(pixels=noise, format="JPEG"), tmp_path / "noise.jpg", jpeg_quality=95)
+    assert load_image(path).pixels.shape == (300, 300, 3)
