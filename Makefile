@@ -31,10 +31,13 @@ run: venv
 test: venv-dev
 	$(BIN)/python -m pytest
 
+# Benchmarks run with the same passive OpenMP wait policy the CLI sets (core/runtime.py explains why).
 bench: venv-dev
-	$(BIN)/python -m bench.analysis
-	$(BIN)/python -m bench.quality
-	$(BIN)/python -m bench.speed
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.analysis
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.quality
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.speed
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.daemon
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.api
 
 lint: venv-dev
 	$(BIN)/ruff check .
