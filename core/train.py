@@ -35,6 +35,7 @@ from core.degrade import DegradationMix, gaussian_noise, jpeg_compress, quantize
 from core.device import autocast_dtype, resolve_device
 from core.metrics import psnr
 from core.model import Restorer, RestorerConfig, count_parameters, macs_per_pixel
+from core.weights import load_weights
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -142,10 +143,10 @@ def evaluate(model: torch.nn.Module, cases: dict[str, list[ValidationCase]], dev
 
 
 def learning_rate(step: int, progress: float, peak: float, warmup: int, floor: float = 1e-6) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from ``peak`` to ``floor`` as progress goes 0 -> 1."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    """Cosine from ``peak`` to ``floor`` as progress goes 0 -> 1, scaled by a linear warm-up over the first
+    ``warmup`` steps of a fresh optimiser (``step`` counts from when the optimiser was created)."""
+    cosine = floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return cosine * min(1.0, (step + 1) / warmup) if warmup > 0 else cosine
 
 
 def training_step(
@@ -181,6 +182,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=60.0, help="wall-clock limit of this invocation")
     parser.add_argument("--total-steps", type=int, default=50_000, help="steps the cosine schedule spans")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start from exported safetensors weights (e.g. core/weights/restorer.safetensors) and the step count "
+        "on their card, with a fresh optimiser; for when a run's checkpoints are gone but its export is not",
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--crop", type=int, default=64)
     parser.add_argument("--lr", type=float, default=7e-4)
@@ -196,6 +204,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
     parser.add_argument("--val-count", type=int, default=8)
     return parser.parse_args(argv)
+
+
+def _init_from_export(weights_path: Path, model: Restorer, ema: Restorer) -> tuple[int, float]:
+    """Load exported weights into both the model and its EMA; return the (step, seconds) their card records."""
+    loaded = load_weights(weights_path)
+    model.load_state_dict(loaded.model.state_dict())
+    ema.load_state_dict(loaded.model.state_dict())
+    return int(loaded.card.get("steps", 0)), float(loaded.card.get("training_minutes", 0.0)) * 60
 
 
 def _save(path: Path, state: dict) -> None:
@@ -216,7 +232,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     model = Restorer(config).to(device)
     ema = copy.deepcopy(model).eval()
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
-    step, trained_seconds, best_score, resumes = 0, 0.0, -math.inf, 0
+    step, trained_seconds, best_score, resumes, warm_start = 0, 0.0, -math.inf, 0, 0
     last = args.run / "last.pt"
     if args.resume and last.exists():
         state = torch.load(last, map_location=device, weights_only=True)
@@ -225,6 +241,10 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         optimiser.load_state_dict(state["optimiser"])
         step, trained_seconds = int(state["step"]), float(state["trained_seconds"])
         best_score, resumes = float(state["best_score"]), int(state.get("resumes", 0)) + 1
+        warm_start = int(state.get("warm_start", 0))
+    elif args.init_from is not None:
+        step, trained_seconds = _init_from_export(args.init_from, model, ema)
+        warm_start, resumes = step, 1
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     print(
@@ -278,6 +298,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
                 "trained_seconds": trained_seconds,
                 "best_score": best_score,
                 "resumes": resumes,
+                "warm_start": warm_start,
             },
         )
         entry = {
@@ -300,7 +321,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         if device.type == "cpu":
             degraded = degraded.contiguous(memory_format=torch.channels_last)
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, step / args.total_steps, args.lr, args.warmup)
+            group["lr"] = learning_rate(step - warm_start, step / args.total_steps, args.lr, args.warmup)
         loss = training_step(model, optimiser, degraded, clean, amp, args.clip)
         update_ema(ema, model, min(args.ema, (1 + step) / (10 + step)))
         losses.append(loss)

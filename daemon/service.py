@@ -170,7 +170,7 @@ class Service:
             retention=retention,
             clock=self._clock,
             read_sessions=read_sessions,
-            analyse=analyse if analyser != "basic" else None,
+            analyse=analyse,
         )
         self.api = ApiServer(create_app(context), settings.api.host, settings.api.port, token=settings.api.token)
         self.api.start()

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from daemon.commands.inputs import expand_inputs
+
 if TYPE_CHECKING:
     from core.pipeline import EnhanceResult
 
@@ -22,7 +24,6 @@ DEFAULT_OUTDIR = Path("enhanced")
 """Where outputs go without ``-o``: a folder in the current directory, never beside the inputs."""
 
 FORMATS = ("same", "png", "jpeg", "jpg", "webp", "tiff", "tif")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"enhancerd enhance: {problem}", file=sys.stderr)
         return 2
-    sources = _expand(args.paths)
+    sources = expand_inputs(args.paths)
     outdir: Path = args.outdir
     fmt = None if args.format == "same" else args.format
     inputs = {path.resolve() for path in sources}
@@ -155,17 +156,6 @@ def _check_options(args: argparse.Namespace) -> str | None:
     if args.outdir.exists() and not args.outdir.is_dir():
         return f"{args.outdir} exists and is not a folder"
     return None
-
-
-def _expand(paths: list[Path]) -> list[Path]:
-    """Files as given (a missing one fails on its own, like an unreadable one); folders as their image files."""
-    sources: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            sources.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            sources.append(path)
-    return sources
 
 
 def _pillow(fmt: str | None) -> str | None:

@@ -5,7 +5,7 @@ daemon. See :mod:`daemon.worker.worker` for a batch's course and :mod:`daemon.wo
 after a crash.
 """
 
-from daemon.worker.analysis import Analyse, basic_analyse, resolve_analyse
+from daemon.worker.analysis import Analyse, resolve_analyse
 from daemon.worker.engines import BUILTIN, Engines, ModelUnavailable, load_engine, model_version
 from daemon.worker.leases import LeaseKeeper, make_owner
 from daemon.worker.outcome import Outcome, OutcomeKind
@@ -24,7 +24,6 @@ __all__ = [
     "RecoveryReport",
     "Worker",
     "WorkerThread",
-    "basic_analyse",
     "load_engine",
     "make_owner",
     "model_version",

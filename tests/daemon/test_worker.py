@@ -26,7 +26,7 @@ from core.atomicfile import temp_path
 from core.engine import DEFAULT_CPU_TILE
 from daemon.intake import Intake, IntakeRequest
 from daemon.metrics import Metrics
-from daemon.worker import Engines, LeaseKeeper, Worker, WorkerThread, basic_analyse
+from daemon.worker import Engines, LeaseKeeper, Worker, WorkerThread
 from daemon.worker.engines import BUILTIN, engine_settings, load_engine
 from daemon.worker.files import move_to_free_name, remove_temp_files
 from daemon.worker.leases import is_dead_owner
@@ -35,6 +35,22 @@ from daemon.worker.outcome import OutcomeKind, judge
 from storage import ImageState
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SizeOnlyAnalysis:
+    """A fast stand-in for the analyser: size only, no maps (the blend then applies the strength uniformly)."""
+
+    width: int
+    height: int
+    maps: None = None
+
+    def scores(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height}
+
+
+def size_only_analyse(pixels: np.ndarray, quantization: Any = None) -> SizeOnlyAnalysis:
+    return SizeOnlyAnalysis(width=int(pixels.shape[1]), height=int(pixels.shape[0]))
 
 
 # --- fakes and helpers -----------------------------------------------------------------------------------------------
@@ -170,8 +186,8 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
             settings,
             sessions,
             Engines(engine),  # type: ignore[arg-type]
-            analyse=basic_analyse,
-            analyser_name="basic",
+            analyse=size_only_analyse,
+            analyser_name="size-only (test)",
             metrics=metrics,
             clock=clock,
         )
@@ -564,7 +580,7 @@ def test_worker_thread_processes_and_stops(make: Callable[..., Harness]) -> None
     h = make()
     h.worker.shutdown()  # the thread drives a worker of its own
     ids = [h.add(f"t{i}.png", png_bytes(90 + i)) for i in range(3)]
-    worker = Worker(h.settings, h.sessions, Engines(FakeEngine()), analyse=basic_analyse, clock=h.clock)  # type: ignore[arg-type]
+    worker = Worker(h.settings, h.sessions, Engines(FakeEngine()), analyse=size_only_analyse, clock=h.clock)  # type: ignore[arg-type]
     thread = WorkerThread(worker, idle_seconds=0.05)
     thread.start()
     try:
