@@ -69,8 +69,8 @@ def plan_tone(analysis: Any, pixels: Array, settings: ToneSettings | None = None
     s = settings or ToneSettings()
     contrast = _reported(analysis, "contrast")
     luma = _luma_sample(pixels, s.sample)
-    dark = _reported(analysis, "clipped_shadows", "clipped_low", "shadow_clipping")
-    bright = _reported(analysis, "clipped_highlights", "clipped_high", "highlight_clipping")
+    dark = _reported(analysis, "clipped_shadows")
+    bright = _reported(analysis, "clipped_highlights")
     if dark is None:
         dark = float(np.mean(luma <= 1.0 / 255.0))
     if bright is None:
