@@ -90,6 +90,8 @@ class EnhanceResult:
     tiles: int = 0
     timings: Timings = field(default_factory=Timings)
     notes: tuple[str, ...] = ()
+    source_format: str | None = None
+    """The decoded input's format (Pillow name, e.g. JPEG, PNG, TIFF)."""
 
     @property
     def megapixels(self) -> float:
@@ -326,6 +328,7 @@ class Finisher:
             tiles=tiles,
             timings=timings,
             notes=tuple(item.image.notes),
+            source_format=item.image.format,
         )
 
 

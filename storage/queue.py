@@ -141,19 +141,30 @@ def mark_done(
     timings: Mapping[str, Any] | None = None,
     device: str | None = None,
     model_version: str | None = None,
+    format: str | None = None,
+    notes: Sequence[str] = (),
 ) -> Image:
-    """``processing`` → ``done`` with the output and what was measured; ``owner`` (if given) must hold the lease."""
+    """``processing`` → ``done`` with the output and what was measured; ``owner`` (if given) must hold the lease.
+
+    ``format`` is the decoded source's format; ``notes`` (e.g. "multi-page TIFF: processed page 1 of 3") go into
+    the ``done`` event so the audit trail says what was, and was not, processed.
+    """
     values: dict[str, Any] = {"output_path": output_path, "output_size": output_size, "error": None}
     values |= {"timings": dict(timings) if timings else None, "device": device, "finished_at": now, **_CLEAR_LEASE}
     if model_version is not None:
         values["model_version"] = model_version
+    if format is not None:
+        values["format"] = format
     if before is not None:
         values |= {key: before[key] for key in ("width", "height") if before.get(key) is not None}
     _transition(session, image_id, (ImageState.PROCESSING,), ImageState.DONE, values, now=now, owner=owner)
     for phase, scores in ((ScorePhase.BEFORE, before), (ScorePhase.AFTER, after)):
         if scores is not None:
             record_scores(session, image_id, phase, scores)
-    add_event(session, EventKind.DONE, image_id=image_id, detail={"output_path": output_path}, now=now)
+    detail: dict[str, Any] = {"output_path": output_path}
+    if notes:
+        detail["notes"] = list(notes)
+    add_event(session, EventKind.DONE, image_id=image_id, detail=detail, now=now)
     return get_image(session, image_id)
 
 

@@ -60,7 +60,7 @@ class Analysis:
             "noise_chroma": None if self.noise_chroma is None else _round(self.noise_chroma),
             "blur_edges": self.blur_edges,
             "blockiness": _round(self.blockiness),
-            "mean_luminance": _round(self.mean_luminance),
+            "exposure": _round(self.mean_luminance),  # mean luma 0-1: the daemon's filterable exposure column
             "dynamic_range": _round(self.dynamic_range),
             "clipped_shadows": _round(self.clipped_shadows),
             "clipped_highlights": _round(self.clipped_highlights),

@@ -1,9 +1,9 @@
 """``enhancerd analyze [--json] PATH...``: measure how damaged each image is, without changing anything.
 
-Prints a table (or, with ``--json``, one object per input per line: ``path`` plus the analyser's scores, or
-``path``, ``ok: false`` and ``error`` for a file that cannot be analysed). Folders are expanded to their image
-files. Exit status 0 when every input was analysed, 1 when any failed (one line per failure on stderr; the
-others are still analysed), 2 for unusable options.
+Prints a table (or, with ``--json``, one object per input per line: ``path``, ``ok: true`` and the analyser's
+scores, or ``path``, ``ok: false`` and ``error`` for a file that cannot be analysed). Folders are expanded to their
+image files. Exit status 0 when every input was analysed, 1 when any failed (one line per failure on stderr;
+the others are still analysed), 2 for unusable options.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps({"path": str(source), "ok": False, "error": message}), flush=True)
             continue
         if args.json:
-            print(json.dumps({"path": str(source), **scores}), flush=True)
+            print(json.dumps({"path": str(source), "ok": True, **scores}), flush=True)
         else:
             print(_row(source, scores, _name_width(sources)), flush=True)
     return 0 if failures == 0 else 1

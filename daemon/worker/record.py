@@ -178,7 +178,11 @@ class Recorder:
             timings=timings,
             device=item.engine.device,
             model_version=item.engine.model_version,
+            format=result.source_format,
+            notes=result.notes,
         )
+        for note in result.notes:
+            log.info("image %d: %s", item.image.id, note)
         storage.clear_pending_outputs(session, [item.image.id])
         return output
 

@@ -86,7 +86,7 @@ def test_bad_files_get_one_stderr_line_each_and_the_rest_are_still_analysed(tmp_
     assert code == 1
     records = json_lines(captured.out)
     assert [r["path"] for r in records] == [str(p) for p in (text, empty, missing, good, truncated)]
-    assert [r.get("ok", True) for r in records] == [False, False, False, True, False]
+    assert [r["ok"] for r in records] == [False, False, False, True, False]
     assert records[3].keys() >= CONTRACT_KEYS
     errors = captured.err.strip().splitlines()
     assert len(errors) == 4

@@ -225,6 +225,7 @@ def test_outputs_mirror_subfolders_and_originals_are_archived_after_the_commit(m
     # scores, timings, device and model version recorded with the output
     assert second.device == "cpu" and second.model_version == "fake@1"
     assert second.width == 32 and second.height == 32
+    assert (first.format, second.format) == ("PNG", "JPEG")
     assert {s.phase.value for s in second.scores} == {"before", "after"}
     assert set(second.timings) >= {"decode", "analysis", "model", "blend", "encode", "total"}
     assert second.output_size == (h.output / "trip/day 1/b.jpg").stat().st_size

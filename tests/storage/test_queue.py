@@ -219,10 +219,15 @@ def test_mark_done_records_output_scores_and_measurements(
             timings={"engine": 0.5},
             device="cpu",
             model_version="v2",
+            format="TIFF",
+            notes=["multi-page TIFF: processed page 1 of 3"],
             now=now,
         )
     with sessions.begin() as session:
         image = storage.get_image(session, image_id)
+        assert image.format == "TIFF"
+        done = storage.list_events(session, image_id=image_id).items[-1]
+        assert done.detail["notes"] == ["multi-page TIFF: processed page 1 of 3"]
         assert (image.state, image.output_path, image.output_size, image.finished_at) == (
             ImageState.DONE,
             "/out/a.png",
