@@ -31,13 +31,14 @@ run: venv
 test: venv-dev
 	$(BIN)/python -m pytest
 
-# Benchmarks run with the same passive OpenMP wait policy the CLI sets (core/runtime.py explains why).
+# Benchmarks run with the thread-pool settings the CLI sets (core/runtime.py explains why).
+BENCH_ENV := OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1
 bench: venv-dev
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.analysis
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.quality
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.speed
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.daemon
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.api
+	$(BENCH_ENV) $(BIN)/python -m bench.analysis
+	$(BENCH_ENV) $(BIN)/python -m bench.quality
+	$(BENCH_ENV) $(BIN)/python -m bench.speed
+	$(BENCH_ENV) $(BIN)/python -m bench.daemon
+	$(BENCH_ENV) $(BIN)/python -m bench.api
 
 lint: venv-dev
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from core.runtime import configure_openmp
+from core.runtime import configure_threading
 
 # name -> module in daemon.commands; each module has add_parser(subparsers) and run(args) -> int.
 COMMANDS: tuple[str, ...] = ("analyze", "enhance", "run", "init", "status", "reprocess", "retention")
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_openmp()  # before any command imports torch: see core.runtime
+    configure_threading()  # before any command imports torch or numpy: see core.runtime
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -189,11 +189,10 @@ def find_grid_offset(luma: Array, pixels: Array, rng: np.random.Generator) -> tu
     tops, lefts = _textured_anchors(luma, pixels, _OFFSET_BLOCKS, rng)
     if len(tops) < 8:
         return 0, 0, 0.0
-    scores = np.zeros((8, 8))
-    for dy in range(8):
-        for dx in range(8):
-            coeffs = block_dct(_gather_blocks(luma, tops + dy, lefts + dx))[:, 1:]
-            scores[dy, dx] = np.mean(np.abs(coeffs) < 0.75)
+    windows = gather_windows(luma, tops, lefts, 15)  # every 8x8 block at shifts 0-7 lies inside its 15x15 window
+    shifted = np.stack([windows[:, dy : dy + 8, dx : dx + 8] for dy in range(8) for dx in range(8)])
+    coeffs = block_dct(shifted)[..., 1:]  # (64 shifts, N, 63)
+    scores = np.mean(np.abs(coeffs) < 0.75, axis=(1, 2)).reshape(8, 8)
     dy, dx = np.unravel_index(int(np.argmax(scores)), scores.shape)
     return int(dy), int(dx), float(scores[dy, dx] - np.median(scores))
 

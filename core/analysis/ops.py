@@ -6,6 +6,7 @@ Everything here is a pure function over numpy arrays. Pixel values inside the an
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -54,9 +55,9 @@ DCT8 = dct_matrix(8)
 
 
 def block_dct(blocks: Array) -> Array:
-    """DCT of (N, 8, 8) level-shifted blocks -> (N, 64) coefficients in natural order."""
-    coeffs = np.einsum("ux,nxy,vy->nuv", DCT8, blocks.astype(np.float64), DCT8, optimize=True)
-    return coeffs.reshape(len(blocks), 64)
+    """DCT of (..., 8, 8) level-shifted blocks -> (..., 64) coefficients in natural order."""
+    coeffs = DCT8 @ blocks.astype(np.float64) @ DCT8.T  # batched matmul: no per-call einsum path search
+    return coeffs.reshape(*blocks.shape[:-2], 64)
 
 
 def luma(pixels: Array) -> Array:
@@ -99,6 +100,7 @@ def gather_windows(image: Array, tops: Array, lefts: Array, size: int) -> Array:
     return np.moveaxis(windows, (-2, -1), (1, 2)) if image.ndim == 3 else windows
 
 
+@functools.lru_cache(maxsize=256)
 def marchenko_pastur_low_mean(count: int, dims: int, samples: int) -> float:
     """Expected mean of the ``count`` smallest eigenvalues of a white unit-variance sample covariance.
 

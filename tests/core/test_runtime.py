@@ -1,4 +1,4 @@
-"""The OpenMP wait policy: set for the process only where nobody chose one, and only while it can still work."""
+"""Thread-pool defaults: set for the process only where nobody chose one, and only while they can still work."""
 
 from __future__ import annotations
 
@@ -6,26 +6,32 @@ import sys
 
 import pytest
 
-from core.runtime import configure_openmp
+from core.runtime import configure_threading
 
 
-def test_passive_waiting_is_the_default_before_torch_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_passive_openmp_and_single_thread_blas_are_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.delitem(sys.modules, "numpy", raising=False)
     environ: dict[str, str] = {}
-    assert configure_openmp(environ)
-    assert environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert configure_threading(environ)
+    assert environ == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
 
 
-def test_a_policy_in_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_values_in_the_environment_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    environ = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert configure_openmp(environ)
-    assert environ == {"OMP_WAIT_POLICY": "ACTIVE"}
+    monkeypatch.delitem(sys.modules, "numpy", raising=False)
+    environ = {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": "4"}
+    assert configure_threading(environ)
+    assert environ == {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_NUM_THREADS": "4"}
 
 
-def test_nothing_changes_once_torch_is_loaded() -> None:
-    import torch  # noqa: F401  (loaded: its OpenMP runtime has read the environment already)
+def test_a_library_already_loaded_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy  # noqa: F401  (loaded: OpenBLAS has read the environment already)
+    import torch  # noqa: F401
 
     environ: dict[str, str] = {}
-    assert not configure_openmp(environ)
+    assert not configure_threading(environ)
     assert environ == {}
+    monkeypatch.delitem(sys.modules, "torch")
+    assert not configure_threading(environ)
+    assert environ == {"OMP_WAIT_POLICY": "PASSIVE"}

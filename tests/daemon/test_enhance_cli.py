@@ -187,10 +187,11 @@ def test_metadata_object_defaults_stay_empty(tmp_path) -> None:
     assert result.metadata.exif is None and result.metadata.icc_profile is None
 
 
-def test_the_command_line_sets_the_openmp_wait_policy_before_torch_loads() -> None:
-    """``configure_openmp`` only works before torch is imported: parsing the command line must not import it."""
+def test_the_command_line_sets_the_thread_pools_before_torch_and_numpy_load() -> None:
+    """``configure_threading`` only works before torch and numpy load: parsing the command line must not import them."""
     code = (
         "import sys, daemon.cli; daemon.cli.build_parser(); "
-        "assert 'torch' not in sys.modules, 'torch imported while building the parser'"
+        "assert 'torch' not in sys.modules, 'torch imported while building the parser'; "
+        "assert 'numpy' not in sys.modules, 'numpy imported while building the parser'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
