@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=5, help="client processes the clients are spread over")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--think-ms", type=float, default=1000.0, help="mean pause between a client's requests")
-    parser.add_argument("--server-threads", type=int, default=8)
+    parser.add_argument("--server-threads", type=int, default=0, help="waitress threads (0: the daemon's default)")
     parser.add_argument("--burn-ms", type=float, default=40.0, help="CPU burnt per worker batch")
     parser.add_argument("--wait-ms", type=float, default=0.0, help="idle wait per worker batch (a GPU-bound worker)")
     parser.add_argument(
@@ -313,10 +313,11 @@ def run(args: argparse.Namespace, root: Path, url: str) -> int:
     from config import ensure_folders, load_settings
     from daemon.api.app import create_app
     from daemon.api.context import ApiContext
-    from daemon.api.server import ApiServer
+    from daemon.api.server import DEFAULT_THREADS, ApiServer
     from daemon.metrics import Metrics
     from daemon.retention import RetentionRunner
 
+    args.server_threads = args.server_threads or DEFAULT_THREADS
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth" lines are the point here
     settings = load_settings(None, cwd=root, environ={}, overrides={"api.token": TOKEN, "database_url": url})
     ensure_folders(settings)

@@ -19,8 +19,10 @@ from config import is_loopback
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THREADS = 8
-"""waitress worker threads: enough for dashboards and scripts; each request is short."""
+DEFAULT_THREADS = 4
+"""waitress worker threads. Requests are short and Python-bound, so they share one GIL: more threads only share it
+more ways, stretching every request (bench/api.py on 2 cores, 50 clients, busy worker: p99 of /api/v1/images about
+500 ms with 8 threads, about 110 ms with 4). Extra connections wait in waitress' queue instead."""
 
 STOP_TIMEOUT_SECONDS = 10.0
 """How long ``stop()`` waits for the loop thread and for requests in flight."""
