@@ -39,6 +39,10 @@ from core.weights import load_weights
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
+SUSPENDED_STEP_SECONDS = 120.0
+"""A step that took longer than this was a suspended process (SIGSTOP, a laptop asleep), not training: its time is
+not added to the training minutes the card reports."""
+
 
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -327,7 +331,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         losses.append(loss)
         step += 1
         now = time.monotonic()
-        trained_seconds += now - tick
+        if now - tick < SUSPENDED_STEP_SECONDS:
+            trained_seconds += now - tick
         finished = (
             step >= args.total_steps
             or now - started >= args.minutes * 60
