@@ -179,6 +179,8 @@ class Service:
         self.status.worker_thread = self.worker_thread
         self.worker_thread.start()
         report = worker.recovery
+        if report is not None and report.failed:  # out of attempts at start-up: they crashed a worker every time
+            metrics.failed.labels(kind="crashed").inc(len(report.failed))
         if report is not None and (report.requeued or report.failed or report.temp_files or report.originals_settled):
             log.info(
                 "recovered after an unclean stop: %d requeued, %d failed, %d temporary file(s) removed, "
@@ -208,7 +210,7 @@ class Service:
         sessions, max_attempts = self.sessions, settings.worker.max_attempts
 
         def requeue_leases() -> None:
-            requeue_expired(sessions, max_attempts, self._clock())
+            requeue_expired(sessions, max_attempts, self._clock(), metrics=metrics)
 
         self.scheduler = Scheduler(
             settings,

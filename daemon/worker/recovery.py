@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import storage
 from config import OriginalsPolicy, Settings
+from daemon.metrics import Metrics
 from daemon.worker.files import remove_quietly, remove_temp_files
 from daemon.worker.leases import is_dead_owner
 from daemon.worker.naming import mirrored
@@ -42,13 +43,20 @@ class RecoveryReport:
     originals_settled: int = 0
 
 
-def requeue_expired(sessions: sessionmaker[Session], max_attempts: int, now: datetime) -> list[Image]:
-    """Return images whose lease expired to the queue (the scheduler runs this every ~30 s); returns the rows."""
+def requeue_expired(
+    sessions: sessionmaker[Session], max_attempts: int, now: datetime, *, metrics: Metrics | None = None
+) -> list[Image]:
+    """Return images whose lease expired to the queue (the scheduler runs this every ~30 s); returns the rows.
+
+    An image out of attempts fails instead; it counts as a ``crashed`` failure (its worker died every time).
+    """
     with sessions.begin() as session:
         images = storage.requeue_expired_leases(session, now, max_attempts=max_attempts)
     for image in images:
         if image.state is ImageState.FAILED:
             log.warning("image %d: %s", image.id, image.error)
+            if metrics is not None:
+                metrics.failed.labels(kind="crashed").inc()
         else:
             log.info("image %d: its worker stopped; queued again (attempt %d used)", image.id, image.attempts)
     return images

@@ -32,6 +32,7 @@ from daemon.worker.files import move_to_free_name, remove_temp_files
 from daemon.worker.leases import is_dead_owner
 from daemon.worker.naming import candidates, choose_free, error_note, is_candidate_of, mirrored, output_name
 from daemon.worker.outcome import OutcomeKind, judge
+from daemon.worker.recovery import requeue_expired
 from storage import ImageState
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -631,3 +632,17 @@ def test_worker_tile_zero_lets_the_engine_choose_per_device(tmp_path: Path, tile
     )
     assert engine_settings(settings.worker).tile == (tile or None)
     assert load_engine(BUILTIN, settings.worker).tile == engine_tile
+
+
+def test_an_image_whose_worker_keeps_dying_fails_as_crashed_and_is_counted(make: Callable[..., Harness]) -> None:
+    h = make(**{"worker.max_attempts": 2})
+    image_id = h.add("a.png", png_bytes(1))
+    for attempt in (1, 2):  # a worker claims it, then dies before finishing (its lease is never renewed)
+        with h.sessions.begin() as session:
+            [claimed] = storage.claim_batch(session, f"gone:{attempt}", 8, 60.0, h.clock())
+        assert claimed.id == image_id
+        h.clock.advance(120)
+        requeue_expired(h.sessions, 2, h.clock(), metrics=h.metrics)
+    image = h.image(image_id)
+    assert image.state is ImageState.FAILED and image.attempts == 2
+    assert h.metrics.failed.labels(kind="crashed")._value.get() == 1
