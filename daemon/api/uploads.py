@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import unicodedata
-import uuid
 from pathlib import Path, PurePath
 from typing import IO
 
@@ -27,6 +26,7 @@ from daemon.api.spec import Operation, Reply, ref
 from daemon.api.state import app_state
 from daemon.intake import IntakeRequest
 from daemon.watch.ignore import IgnoreRules
+from daemon.worker.files import upload_part_path
 
 MIB = 1024 * 1024
 MULTIPART_SLACK = 64 * 1024
@@ -130,7 +130,7 @@ def _receive(inbox: InboxSettings, stream: IO[bytes], filename: str | None, limi
     from core.imageio import sniff_format
 
     inbox.path.mkdir(parents=True, exist_ok=True)
-    partial = inbox.path / f".upload-{uuid.uuid4().hex}.part"
+    partial = upload_part_path(inbox.path)
     try:
         size = _copy_limited(stream, partial, limit)
         if size == 0:

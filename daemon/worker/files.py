@@ -12,7 +12,9 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import shutil
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -140,6 +142,33 @@ def find_copy(base: Path, content_hash: str | None, size: int | None) -> Path | 
         if (size is None or stat.st_size == size) and sha256_file(candidate) == content_hash:
             return candidate
     return None
+
+
+UPLOAD_PART = re.compile(r"^\.upload-[0-9a-f]{32}\.part$")
+"""An API upload being received: hidden, and ``*.part``, so every watcher ignores it until it is linked in place."""
+
+
+def upload_part_path(folder: Path) -> Path:
+    """A fresh name for an upload's partial file in ``folder``."""
+    return folder / f".upload-{uuid.uuid4().hex}.part"
+
+
+def remove_stale_uploads(folders: Iterable[Path]) -> list[Path]:
+    """Delete uploads a crash interrupted (directly inside ``folders``); only at start-up, when none is running."""
+    removed: list[Path] = []
+    for folder in dict.fromkeys(folders):
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if UPLOAD_PART.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    for path in removed:
+        log.info("removed an upload interrupted by a stop: %s", path)
+    return removed
 
 
 def remove_temp_files(folders: Iterable[Path]) -> list[Path]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import storage
 from config import OriginalsPolicy, Settings
 from daemon.metrics import Metrics
-from daemon.worker.files import remove_quietly, remove_temp_files
+from daemon.worker.files import remove_quietly, remove_stale_uploads, remove_temp_files
 from daemon.worker.leases import is_dead_owner
 from daemon.worker.naming import mirrored
 from daemon.worker.originals import Originals
@@ -108,6 +108,7 @@ class Recovery:
             except (KeyError, ValueError):
                 continue
         temps = remove_temp_files(folders)
+        temps += remove_stale_uploads(inbox.path for inbox in self._settings.inboxes)
         orphans: list[Path] = []
         finished = (ImageState.DONE, ImageState.FAILED, ImageState.DUPLICATE, ImageState.DELETED)
         for image_id, path in pending.items():

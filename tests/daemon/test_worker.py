@@ -28,7 +28,7 @@ from daemon.intake import Intake, IntakeRequest
 from daemon.metrics import Metrics
 from daemon.worker import Engines, LeaseKeeper, Worker, WorkerThread
 from daemon.worker.engines import BUILTIN, engine_settings, load_engine
-from daemon.worker.files import move_to_free_name, remove_temp_files
+from daemon.worker.files import move_to_free_name, remove_temp_files, upload_part_path
 from daemon.worker.leases import is_dead_owner
 from daemon.worker.naming import candidates, choose_free, error_note, is_candidate_of, mirrored, output_name
 from daemon.worker.outcome import OutcomeKind, judge
@@ -646,3 +646,18 @@ def test_an_image_whose_worker_keeps_dying_fails_as_crashed_and_is_counted(make:
     image = h.image(image_id)
     assert image.state is ImageState.FAILED and image.attempts == 2
     assert h.metrics.failed.labels(kind="crashed")._value.get() == 1
+
+
+def test_restart_removes_uploads_a_crash_interrupted_and_nothing_else(make: Callable[..., Harness]) -> None:
+    h = make()
+    stale = upload_part_path(h.inbox)
+    stale.write_bytes(b"half an upload")
+    lookalikes = [h.inbox / ".upload-notes.part", h.inbox / "photo.part", h.inbox / "sub" / stale.name]
+    for path in lookalikes:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not ours")
+    h.worker.shutdown()
+    report = make().worker.recovery
+    assert report is not None and report.temp_files == [stale]
+    assert not stale.exists()
+    assert all(path.exists() for path in lookalikes)
