@@ -28,11 +28,15 @@ def ssim(reference: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:
     axis = torch.arange(11, dtype=torch.float64) - 5
     line = torch.exp(-(axis**2) / (2 * 1.5**2))
     line = line / line.sum()
-    window = (line[:, None] * line[None, :])[None, None]
+    rows, cols = line.view(1, 1, 11, 1), line.view(1, 1, 1, 11)
+
+    def window(data: torch.Tensor) -> torch.Tensor:  # the 2-D Gaussian is separable: two 1-D passes, 5x cheaper
+        return F.conv2d(F.conv2d(data, rows), cols)
+
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    mu_x, mu_y = F.conv2d(x, window), F.conv2d(y, window)
-    var_x = F.conv2d(x * x, window) - mu_x**2
-    var_y = F.conv2d(y * y, window) - mu_y**2
-    cov = F.conv2d(x * y, window) - mu_x * mu_y
+    mu_x, mu_y = window(x), window(y)
+    var_x = window(x * x) - mu_x**2
+    var_y = window(y * y) - mu_y**2
+    cov = window(x * y) - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return float(ssim_map.mean())
