@@ -54,11 +54,10 @@ def _luma_sample(pixels: Array, count: int) -> Array:
     return sample[:, 0]
 
 
-def _reported(analysis: Any, *names: str) -> float | None:
-    for name in names:
-        value = getattr(analysis, name, None)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+def _reported(analysis: Any, name: str) -> float | None:
+    value = getattr(analysis, name, None)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
     return None
 
 

@@ -30,7 +30,6 @@ class Analysis:
     jpeg_quality: int | None  # 1-100 original JPEG quality, None without evidence of JPEG compression
     contrast: float  # 0-1, RMS luma contrast relative to an evenly spread histogram
     quality: float  # 0-100, higher is better (see core.analysis.quality)
-    megapixels: float
     noise_residual: float  # per-channel noise std left in the pixels (differs from noise_sigma for JPEGs)
     noise_chroma: float | None  # per-channel std seen in the chroma components (None for grey images)
     noise_curve: tuple[tuple[float, float], ...]  # (luma 0-255, sigma) for brightness bins with enough flat patches
@@ -44,6 +43,10 @@ class Analysis:
     clipped_highlights: float  # fraction of pixels with a saturated channel
     penalties: Mapping[str, float] = field(repr=False)  # points each degradation costs (quality's breakdown)
     maps: AnalysisMaps = field(repr=False)
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
 
     def scores(self) -> dict[str, float | int | None]:
         """Flat, JSON-ready scalars: the contract keys first, then the extras (no maps, no curve)."""
@@ -122,7 +125,6 @@ def analyze(
         jpeg_quality=jpeg.quality,
         contrast=tone.contrast,
         quality=quality_score(points),
-        megapixels=width * height / 1e6,
         noise_residual=float(noise.residual_sigma),
         noise_chroma=noise.chroma_sigma,
         noise_curve=noise.curve,

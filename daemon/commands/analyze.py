@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if not sources:
         print("enhancerd analyze: no image files found", file=sys.stderr)
         return 1
+    width = _name_width(sources)
     if not args.json:
-        print(_header(sources))
+        print(_header(width))
     failures = 0
     for source in sources:
         try:
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"path": str(source), "ok": True, **scores}), flush=True)
         else:
-            print(_row(source, scores, _name_width(sources)), flush=True)
+            print(_row(source, scores, width), flush=True)
     return 0 if failures == 0 else 1
 
 
@@ -81,8 +82,7 @@ def _name_width(sources: list[Path]) -> int:
     return max(4, *(len(str(s)) for s in sources))
 
 
-def _header(sources: list[Path]) -> str:
-    width = _name_width(sources)
+def _header(width: int) -> str:
     return f"{'path':<{width}}  " + "  ".join(f"{name:>{w}}" for name, w in COLUMNS)
 
 

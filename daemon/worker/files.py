@@ -155,24 +155,16 @@ def upload_part_path(folder: Path) -> Path:
 
 def remove_stale_uploads(folders: Iterable[Path]) -> list[Path]:
     """Delete uploads a crash interrupted (directly inside ``folders``); only at start-up, when none is running."""
-    removed: list[Path] = []
-    for folder in dict.fromkeys(folders):
-        try:
-            entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            if UPLOAD_PART.match(entry.name) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
-    for path in removed:
-        log.info("removed an upload interrupted by a stop: %s", path)
-    return removed
+    return _remove_leftovers(folders, UPLOAD_PART, "an upload interrupted by a stop")
 
 
 def remove_temp_files(folders: Iterable[Path]) -> list[Path]:
     """Delete the temporary files of interrupted atomic writes directly inside ``folders``; returns them."""
+    return _remove_leftovers(folders, TEMP_NAME, "the temporary file of an interrupted write")
+
+
+def _remove_leftovers(folders: Iterable[Path], name: re.Pattern[str], what: str) -> list[Path]:
+    """Delete the regular files directly inside ``folders`` whose names match ``name``; returns them."""
     removed: list[Path] = []
     for folder in dict.fromkeys(folders):
         try:
@@ -180,10 +172,10 @@ def remove_temp_files(folders: Iterable[Path]) -> list[Path]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         for entry in entries:
-            if TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+            if name.match(entry.name) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     for path in removed:
-        log.info("removed the temporary file of an interrupted write: %s", path)
+        log.info("removed %s: %s", what, path)
     return removed
