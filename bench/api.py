@@ -10,19 +10,25 @@
    dashboard that polls ``/api/v1/status`` and ``/api/v1/images?state=done&limit=50`` in turn with ``--think-ms``
    between requests, randomised +-50 %) while a thread plays a busy worker: it claims batches of 8, burns CPU
    (numpy, which releases the GIL like torch does), records scores and commits, and keeps re-queueing done images.
-   Reports p50/p95/p99 per endpoint (target: p99 < 100 ms).
+   Reports p50/p95/p99 per endpoint (target: p99 < 100 ms). A stress test: the thread commits several times
+   more images per second than the daemon can enhance, so the database work competes far more than in practice.
+5. (c) The same clients against the real daemon (``python -m daemon run`` with default settings, a subprocess) on a
+   copy of the database while its worker enhances ``--burst`` small files, the daemon's fastest and most
+   commit-heavy load (target: p99 < 100 ms). Skipped with ``--burst 0`` or a non-SQLite ``--database-url``.
 Pause other CPU-heavy work while this runs: it measures the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
 import json
 import logging
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -32,6 +38,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import update as sa_update
 
 STATUS = "/api/v1/status"
 IMAGES = "/api/v1/images?state=done&limit=50"
@@ -145,10 +153,12 @@ def _scores(rng: random.Random, image_id: int, phase: Any, gain: float) -> dict[
 
 
 class BusyWorker:
-    """Claims, "processes" (numpy CPU burn) and commits batches until stopped, like the daemon's worker."""
+    """Claims, "processes" (numpy CPU burn) and commits batches until stopped, like the daemon's worker (at the
+    daemon's worker priority: ``nice`` as in ``[worker] nice``)."""
 
-    def __init__(self, sessions: Any, burn_ms: float = 40.0, wait_ms: float = 0.0) -> None:
+    def __init__(self, sessions: Any, burn_ms: float = 40.0, wait_ms: float = 0.0, nice: int = 0) -> None:
         self._sessions = sessions
+        self.nice = nice
         self._burn_ms = burn_ms
         self._wait_ms = wait_ms
         self._stop = threading.Event()
@@ -166,7 +176,9 @@ class BusyWorker:
         import numpy as np
 
         import storage
+        from daemon.worker.priority import lower_thread_priority
 
+        lower_thread_priority(self.nice)
         a = np.random.default_rng(0).random((384, 384), dtype=np.float32)
         rng = random.Random(1)
         while not self._stop.is_set():
@@ -282,10 +294,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--think-ms", type=float, default=1000.0, help="mean pause between a client's requests")
     parser.add_argument("--server-threads", type=int, default=0, help="waitress threads (0: the daemon's default)")
     parser.add_argument("--burn-ms", type=float, default=40.0, help="CPU burnt per worker batch")
+    parser.add_argument(
+        "--worker-nice", type=int, default=None, help="the worker thread's nice increment (default: the daemon's)"
+    )
     parser.add_argument("--wait-ms", type=float, default=0.0, help="idle wait per worker batch (a GPU-bound worker)")
     parser.add_argument(
         "--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval for the server process"
     )
+    parser.add_argument(
+        "--burst", type=int, default=800, help="files the real daemon enhances during (c); 0 skips (c) (SQLite only)"
+    )
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="the real daemon's device")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--keep", type=Path, help="keep the folder (and its SQLite database) here; reused next time")
     args = parser.parse_args(argv)
@@ -320,6 +339,8 @@ def run(args: argparse.Namespace, root: Path, url: str) -> int:
     args.server_threads = args.server_threads or DEFAULT_THREADS
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth" lines are the point here
     settings = load_settings(None, cwd=root, environ={}, overrides={"api.token": TOKEN, "database_url": url})
+    if args.worker_nice is None:
+        args.worker_nice = settings.worker.nice
     ensure_folders(settings)
     engine = storage.create_engine(url, pool_size=args.server_threads + 4)
     sessions = storage.session_factory(engine)
@@ -355,6 +376,9 @@ def run(args: argparse.Namespace, root: Path, url: str) -> int:
     finally:
         server.stop()
         engine.dispose()
+    if args.burst > 0 and url.startswith("sqlite:///"):
+        print("\n".join(lines), flush=True)
+        lines = [""] + busy_daemon(args, Path(url.removeprefix("sqlite:///")))
     print("\n".join(lines))
     return 0
 
@@ -383,7 +407,8 @@ def filtered_listing(port: int, repeat: int = 15) -> list[str]:
     return lines
 
 
-def concurrent(args: argparse.Namespace, port: int, sessions: Any) -> list[str]:
+def run_clients(args: argparse.Namespace, port: int) -> tuple[dict[str, list[float]], list[str]]:
+    """``--clients`` polling clients spread over ``--processes`` processes for ``--seconds``; latencies and errors."""
     context = multiprocessing.get_context("spawn")
     per_process = [
         args.clients // args.processes + (1 if i < args.clients % args.processes else 0) for i in range(args.processes)
@@ -394,31 +419,107 @@ def concurrent(args: argparse.Namespace, port: int, sessions: Any) -> list[str]:
         process = context.Process(target=client_process, args=(port, threads, args.seconds, args.think_ms, index, send))
         pipes.append(receive)
         processes.append(process)
-    worker = BusyWorker(sessions, args.burn_ms, args.wait_ms)
-    worker.start()
-    try:
-        for process in processes:
-            process.start()
-        outcomes = [pipe.recv() for pipe in pipes]
-        for process in processes:
-            process.join()
-    finally:
-        worker.stop()
+    for process in processes:
+        process.start()
+    outcomes = [pipe.recv() for pipe in pipes]
+    for process in processes:
+        process.join()
     merged: dict[str, list[float]] = {STATUS: [], IMAGES: []}
     errors: list[str] = []
     for outcome in outcomes:
         for path, values in outcome["results"].items():
             merged[path] += values
         errors += outcome["errors"]
+    return merged, errors
+
+
+def concurrent(args: argparse.Namespace, port: int, sessions: Any) -> list[str]:
+    worker = BusyWorker(sessions, args.burn_ms, args.wait_ms, args.worker_nice)
+    worker.start()
+    try:
+        merged, errors = run_clients(args, port)
+    finally:
+        worker.stop()
     total = sum(len(values) for values in merged.values())
     load = os.getloadavg()[0]
     lines = [
         f"(b) {args.clients} concurrent clients for {args.seconds:g} s, ~{args.think_ms:g} ms think time, "
         f"{args.server_threads} server threads, GIL switch {sys.getswitchinterval() * 1000:g} ms; "
         f"worker busy ({worker.batches} batches committed, "
-        f"{args.burn_ms:g} ms CPU + {args.wait_ms:g} ms idle each); "
+        f"{args.burn_ms:g} ms CPU + {args.wait_ms:g} ms idle each, nice {worker.nice}); "
         f"{total / args.seconds:.0f} requests/s, {len(errors)} errors; {os.cpu_count()} CPUs, load average "
         f"{load:.1f} at the end (ms; target p99 < 100)",
+        "",
+        "| endpoint | requests | p50 | p95 | p99 | max | |",
+        "|---|---|---|---|---|---|---|",
+        row("GET /api/v1/status", merged[STATUS], TARGET_MS),
+        row("GET /api/v1/images?state=done&limit=50", merged[IMAGES], TARGET_MS),
+    ]
+    if errors:
+        lines.append(f"first errors: {errors[:3]}")
+    return lines
+
+
+def busy_daemon(args: argparse.Namespace, database: Path) -> list[str]:
+    """(c) The same clients against the real daemon (a subprocess, its own API server and worker) on a copy of the
+    database, while its worker enhances a burst of small files: every commit and every CPU cycle of the real
+    pipeline competes with the API, at the rate the daemon really reaches."""
+    import storage
+    from bench.daemon import Daemon, make_images, wait_for, write_all
+    from config.defaults import WORKER_NICE as DEFAULT_WORKER_NICE
+    from daemon.api.server import DEFAULT_THREADS as DEFAULT_SERVER_THREADS
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-daemon-") as scratch:
+        site = Path(scratch)
+        (site / "var").mkdir()
+        copied = site / "var" / "enhancerd.db"
+        shutil.copyfile(database, copied)
+        db = storage.create_engine(f"sqlite:///{copied}")
+        sessions = storage.session_factory(db)
+        with sessions.begin() as session:  # the synthetic queued rows name files that do not exist
+            session.execute(
+                sa_update(storage.Image)
+                .where(storage.Image.state == storage.ImageState.QUEUED)
+                .values(state=storage.ImageState.FAILED, error="bench: synthetic row without a file")
+            )
+        started_at = storage.utcnow()
+
+        def counts() -> tuple[int, int]:
+            """(done, still waiting or in progress) among the burst's images."""
+            with sessions() as session:
+                new = storage.ImageFilter(created_from=started_at)
+                done = storage.count_images(session, dataclasses.replace(new, states=[storage.ImageState.DONE]))
+                waiting = [storage.ImageState.QUEUED, storage.ImageState.PROCESSING]
+                return done, storage.count_images(session, dataclasses.replace(new, states=waiting))
+
+        daemon = Daemon(site, args.device, token=TOKEN)
+        daemon.start()
+        try:
+            images = make_images(args.burst)
+            write_all(site / "staging", images)
+            for name in images:
+                target = site / "inbox" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(site / "staging" / name, target)
+            wait_for(lambda: counts()[0] >= 20, 600, "the daemon's worker to get going", interval=0.2)
+            done_before, _ = counts()
+            window_started = time.monotonic()
+            merged, errors = run_clients(args, daemon.port)
+            window = time.monotonic() - window_started
+            done_after, waiting = counts()
+            load = os.getloadavg()[0]
+        finally:
+            code = daemon.stop()
+            db.dispose()
+    total = sum(len(values) for values in merged.values())
+    busy = "busy throughout" if waiting > 0 else "**the burst ran out before the clients stopped**"
+    lines = [
+        f"(c) the same {args.clients} clients against the real daemon (`python -m daemon run`, device {args.device}, "
+        f"default settings: {DEFAULT_SERVER_THREADS} API threads, worker nice {DEFAULT_WORKER_NICE}) on a copy of "
+        f"the database, while its worker enhanced a burst of {args.burst} 64-96 px files: "
+        f"{(done_after - done_before) / window:.1f} images/s committed during the {window:.0f} s window, "
+        f"{waiting} still queued at its end ({busy}); {total / args.seconds:.0f} requests/s, {len(errors)} errors; "
+        f"load average {load:.1f}; daemon exit status {code} (ms; target p99 < 100)",
         "",
         "| endpoint | requests | p50 | p95 | p99 | max | |",
         "|---|---|---|---|---|---|---|",

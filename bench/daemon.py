@@ -156,7 +156,7 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, site: Path, device: str) -> None:
+    def __init__(self, site: Path, device: str, token: str = "") -> None:
         self.site = site
         self.port = free_port()
         self.config = site / "enhancerd.toml"
@@ -170,6 +170,7 @@ archive = "archive"
 settle_seconds = {SETTLE_SECONDS}
 [api]
 port = {self.port}
+token = "{token}"
 [worker]
 device = "{device}"
 [watcher]

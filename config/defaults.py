@@ -87,6 +87,9 @@ WORKER_MAX_WAIT_MS = 50
 WORKER_DECODE_THREADS = 2
 """Threads decoding and analysing images, overlapped with the engine."""
 
+WORKER_NICE = 10
+"""How much lower the CPU priority of the worker's threads is than the API's (Linux nice increment; 0 = equal)."""
+
 WORKER_LEASE_SECONDS = 300.0
 """A claimed image returns to the queue when its lease is not renewed for this long (crash recovery)."""
 

@@ -100,6 +100,7 @@ class WorkerSettings:
     batch_size: int = d.WORKER_BATCH_SIZE
     max_wait_ms: int = d.WORKER_MAX_WAIT_MS
     decode_threads: int = d.WORKER_DECODE_THREADS
+    nice: int = d.WORKER_NICE
     lease_seconds: float = d.WORKER_LEASE_SECONDS
     max_attempts: int = d.WORKER_MAX_ATTEMPTS
     backoff_base_seconds: float = d.WORKER_BACKOFF_BASE_SECONDS

@@ -48,6 +48,7 @@ def _ranges(s: Settings) -> list[str]:
         (w.batch_size >= 1, "[worker] batch_size must be at least 1"),
         (w.max_wait_ms >= 0, "[worker] max_wait_ms must not be negative"),
         (w.decode_threads >= 1, "[worker] decode_threads must be at least 1"),
+        (0 <= w.nice <= 19, f"[worker] nice must be 0-19, got {w.nice}"),
         (w.lease_seconds > 0, "[worker] lease_seconds must be positive"),
         (w.max_attempts >= 1, "[worker] max_attempts must be at least 1"),
         (w.backoff_base_seconds > 0, "[worker] backoff_base_seconds must be positive"),

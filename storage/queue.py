@@ -19,12 +19,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFound, StateConflict
 from storage.events import add_event
 from storage.intake import parameters_key
 from storage.models import SCORE_COLUMNS, EventKind, Image, ImageState, Score, ScorePhase
+
+_INSERT_BY_DIALECT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+"""The dialects' INSERT, which has ``on_conflict_do_update``; storage supports these two databases."""
 
 _CLEAR_LEASE: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
 REPROCESSABLE = (ImageState.DONE, ImageState.FAILED, ImageState.DUPLICATE, ImageState.DELETED)
@@ -143,11 +147,13 @@ def mark_done(
     model_version: str | None = None,
     format: str | None = None,
     notes: Sequence[str] = (),
-) -> Image:
+) -> None:
     """``processing`` → ``done`` with the output and what was measured; ``owner`` (if given) must hold the lease.
 
     ``format`` is the decoded source's format; ``notes`` (e.g. "multi-page TIFF: processed page 1 of 3") go into
-    the ``done`` event so the audit trail says what was, and was not, processed.
+    the ``done`` event so the audit trail says what was, and was not, processed. Returns nothing: the worker
+    records whole batches while the API is being read, so this writes without reading the row back (read it with
+    :func:`get_image`).
     """
     values: dict[str, Any] = {"output_path": output_path, "output_size": output_size, "error": None}
     values |= {"timings": dict(timings) if timings else None, "device": device, "finished_at": now, **_CLEAR_LEASE}
@@ -165,7 +171,6 @@ def mark_done(
     if notes:
         detail["notes"] = list(notes)
     add_event(session, EventKind.DONE, image_id=image_id, detail=detail, now=now)
-    return get_image(session, image_id)
 
 
 def mark_failed(session: Session, image_id: int, error: str, *, now: datetime, owner: str | None = None) -> Image:
@@ -266,19 +271,24 @@ def mark_deleted(
     return get_image(session, image_id)
 
 
-def record_scores(session: Session, image_id: int, phase: ScorePhase, values: Mapping[str, Any]) -> Score:
+def record_scores(session: Session, image_id: int, phase: ScorePhase, values: Mapping[str, Any]) -> None:
     """Store the analyser's output for one phase, replacing earlier scores of that phase (reprocessing).
 
-    Known keys fill their columns, anything else (except ``path``) goes to ``extra``.
+    Known keys fill their columns, anything else (except ``path``) goes to ``extra``. One ``INSERT ... ON CONFLICT
+    DO UPDATE`` (SQLite and PostgreSQL spell it alike) instead of a read, then a write.
     """
-    score = session.get(Score, (image_id, phase)) or Score(image_id=image_id, phase=phase)
-    for name in SCORE_COLUMNS:
-        setattr(score, name, values.get(name))
+    columns: dict[str, Any] = {name: values.get(name) for name in SCORE_COLUMNS}
     extra = {key: value for key, value in values.items() if key not in SCORE_COLUMNS and key != "path"}
-    score.extra = extra or None
-    session.add(score)
-    session.flush()
-    return score
+    columns["extra"] = extra or None
+    upsert = _INSERT_BY_DIALECT[session.get_bind().dialect.name](Score).values(image_id=image_id, phase=phase)
+    upsert = upsert.values(**columns).on_conflict_do_update(index_elements=["image_id", "phase"], set_=columns)
+    session.execute(upsert)
+    cached = session.identity_map.get(session.identity_key(Score, (image_id, phase)))  # type: ignore[arg-type]
+    if cached is not None:
+        session.expire(cached)
+    image = session.identity_map.get(session.identity_key(Image, image_id))  # type: ignore[arg-type]
+    if image is not None:
+        session.expire(image, ["scores"])
 
 
 def get_image(session: Session, image_id: int) -> Image:

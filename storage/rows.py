@@ -49,9 +49,10 @@ def image_rows(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
     """The images with these ids as mappings with their scores, in the order of ``ids`` (missing ids are skipped)."""
     if not ids:
         return []
-    images = {row["id"]: dict(row) for row in session.execute(select(IMAGES).where(IMAGES.c.id.in_(ids))).mappings()}
+    found = session.execute(select(IMAGES).where(IMAGES.c.id.in_(ids))).mappings().all()
+    images = {row["id"]: dict(row) for row in found}
     scores: dict[int, dict[str, Any]] = defaultdict(dict)
-    for row in session.execute(select(SCORES).where(SCORES.c.image_id.in_(ids))).mappings():
+    for row in session.execute(select(SCORES).where(SCORES.c.image_id.in_(ids))).mappings().all():
         values = dict(row)
         image_id, phase = values.pop("image_id"), values.pop("phase")
         scores[image_id][phase.value] = values

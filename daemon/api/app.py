@@ -27,6 +27,7 @@ from daemon.api import (
 from daemon.api.auth import install_auth
 from daemon.api.context import ApiContext
 from daemon.api.errors import register_error_handlers
+from daemon.api.jsonio import OrjsonProvider
 from daemon.api.spec import Operation
 from daemon.api.state import EXTENSION, AppState, StaleWhileRevalidate, readonly_sessions
 
@@ -61,6 +62,7 @@ def choices(context: ApiContext) -> dict[str, tuple[str, ...]]:
 def create_app(context: ApiContext) -> Flask:
     """A WSGI app over ``context``; building it starts nothing (no threads, no I/O)."""
     app = Flask("enhancerd.api", static_folder=None)
+    app.json = OrjsonProvider(app)
     app.config.update(
         MAX_CONTENT_LENGTH=uploads.max_content_length(context.settings),
         JSON_SORT_KEYS=False,

@@ -14,6 +14,7 @@ import queue
 import threading
 
 from daemon.worker.leases import LeaseKeeper
+from daemon.worker.priority import lower_thread_priority
 from daemon.worker.record import Pending, Recorder
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ _STOP = object()
 class Committer:
     """Owns the recording thread: ``start()``, ``submit(...)``, ``flush()``, ``stop()`` (drains, then joins)."""
 
-    def __init__(self, recorder: Recorder, leases: LeaseKeeper, max_group: int = MAX_GROUP) -> None:
+    def __init__(self, recorder: Recorder, leases: LeaseKeeper, max_group: int = MAX_GROUP, nice: int = 0) -> None:
         self._recorder = recorder
+        self._nice = nice
         self._leases = leases
         self._max_group = max_group
         self._queue: queue.Queue[object] = queue.Queue()
@@ -63,6 +65,7 @@ class Committer:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        lower_thread_priority(self._nice)
         while True:
             first = self._queue.get()
             if first is _STOP:

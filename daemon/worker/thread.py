@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 
+from daemon.worker.priority import lower_thread_priority
 from daemon.worker.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class WorkerThread:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        lower_thread_priority(self.worker.settings.worker.nice)  # and the engine's threads, started from this one
         while not self._stop.is_set():
             try:
                 claimed = self.worker.loop_once(wait=False)

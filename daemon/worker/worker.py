@@ -29,6 +29,7 @@ from daemon.worker.leases import LeaseKeeper, make_owner
 from daemon.worker.originals import Originals
 from daemon.worker.outcome import Outcome, OutcomeKind
 from daemon.worker.plan import Planner, Task
+from daemon.worker.priority import lower_thread_priority
 from daemon.worker.record import EngineInfo, Pending, Recorder
 from daemon.worker.recovery import Recovery, RecoveryReport
 from storage import Image
@@ -66,7 +67,7 @@ class Worker:
         self._originals = Originals(sessions, clock)
         self._recorder = Recorder(sessions, settings.worker, self.owner, clock, self._originals, metrics)
         self._leases = LeaseKeeper(sessions, self.owner, settings.worker.lease_seconds, clock)
-        self._committer = Committer(self._recorder, self._leases)
+        self._committer = Committer(self._recorder, self._leases, nice=settings.worker.nice)
         self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
         self._stop_requested = threading.Event()
@@ -84,7 +85,13 @@ class Worker:
     def initialize(self) -> RecoveryReport:
         """Start the decode pool and lease renewal, then recover what a previous run left behind."""
         threads = max(1, self.settings.worker.decode_threads)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="enhancerd-decode")
+        nice = self.settings.worker.nice
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads,
+            thread_name_prefix="enhancerd-decode",
+            initializer=lower_thread_priority,
+            initargs=(nice,),
+        )
         self._leases.start()
         self._committer.start()
         self._last_splits = self._splits()

@@ -283,6 +283,7 @@ def test_unknown_profile_is_refused_with_a_suggestion(tmp_path: Path) -> None:
     [
         ("[api]\nport = 70000", "port must be 0-65535"),
         ("[worker]\nbatch_size = 0", "batch_size must be at least 1"),
+        ("[worker]\nnice = 20", "nice must be 0-19"),
         ("[worker]\ntile = 8", r"tile must be 0 \(auto: chosen per device\) or at least 16"),
         ("[worker]\ntile = -1", "tile must be 0"),
         ("[worker]\nbackoff_base_seconds = 10\nbackoff_max_seconds = 5", "backoff_max_seconds"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from daemon.worker.files import move_to_free_name, remove_temp_files, upload_par
 from daemon.worker.leases import is_dead_owner
 from daemon.worker.naming import candidates, choose_free, error_note, is_candidate_of, mirrored, output_name
 from daemon.worker.outcome import OutcomeKind, judge
+from daemon.worker.priority import lower_thread_priority, thread_nice
 from daemon.worker.recovery import requeue_expired
 from storage import ImageState
 
@@ -661,3 +663,56 @@ def test_restart_removes_uploads_a_crash_interrupted_and_nothing_else(make: Call
     assert report is not None and report.temp_files == [stale]
     assert not stale.exists()
     assert all(path.exists() for path in lookalikes)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are a Linux feature")
+def test_the_worker_runs_its_engine_and_decoding_nicer_than_the_rest_of_the_daemon(
+    make: Callable[..., Harness],
+) -> None:
+    import time
+
+    h = make(worker__nice=7)
+    h.worker.shutdown()  # the thread drives a worker of its own
+    base = thread_nice()
+    engine_nice: list[int] = []
+    decode_nice: list[int] = []
+    engine = FakeEngine()
+    engine.on_image = lambda tag: engine_nice.append(thread_nice())
+
+    def analyse(pixels: np.ndarray, quantization: Any = None) -> SizeOnlyAnalysis:
+        decode_nice.append(thread_nice())
+        return size_only_analyse(pixels, quantization)
+
+    image_id = h.add("n.png", png_bytes(5))
+    worker = Worker(h.settings, h.sessions, Engines(engine), analyse=analyse, clock=h.clock)  # type: ignore[arg-type]
+    thread = WorkerThread(worker, idle_seconds=0.05)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and h.image(image_id).state is not ImageState.DONE:
+            time.sleep(0.05)
+    finally:
+        assert thread.stop(finish_timeout=5)
+    assert h.image(image_id).state is ImageState.DONE
+    assert engine_nice and set(engine_nice) == {min(19, base + 7)}
+    assert decode_nice and set(decode_nice) == {min(19, base + 7)}
+    assert thread_nice() == base  # the caller's own thread keeps its priority
+
+
+def test_lowering_priority_is_per_thread_and_zero_changes_nothing() -> None:
+    import threading
+
+    base = thread_nice()
+    seen: dict[str, tuple[bool, int]] = {}
+
+    def lower(name: str, increment: int) -> None:
+        seen[name] = (lower_thread_priority(increment), thread_nice())
+
+    for name, increment in (("zero", 0), ("three", 3)):
+        helper = threading.Thread(target=lower, args=(name, increment))
+        helper.start()
+        helper.join()
+    assert seen["zero"] == (False, base)
+    if sys.platform.startswith("linux") and base < 19:
+        assert seen["three"] == (True, min(19, base + 3))
+    assert thread_nice() == base
