@@ -89,7 +89,7 @@ def model_restorer(model: torch.nn.Module, multiple: int, precision: str) -> Cal
 def enhancer_output(degraded: Image, restored: Image) -> Image:
     """What the enhancer writes at default settings, given the model's output for ``degraded``."""
     analysis = analyze(degraded)
-    out = blend(degraded, restored, analysis.maps)
+    out = blend(degraded, restored, analysis.maps, jpeg_quality=analysis.jpeg_quality)
     curve = plan_tone(analysis, degraded)
     if curve is not None:
         apply_tone(out, curve)

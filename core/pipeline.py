@@ -267,7 +267,14 @@ class Finisher:
             original = item.image.pixels if scale == 1 else upscale(item.image.pixels, scale)
             maps = getattr(item.analysis, "maps", None)
             pixels = blend(
-                original, restored, maps, item.strength, scale=scale, settings=self.blend_settings, out=restored
+                original,
+                restored,
+                maps,
+                item.strength,
+                scale=scale,
+                settings=self.blend_settings,
+                out=restored,
+                jpeg_quality=getattr(item.analysis, "jpeg_quality", None),
             )
             curve = plan_tone(item.analysis, item.image.pixels)
             if curve is not None:

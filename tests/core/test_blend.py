@@ -195,3 +195,31 @@ def test_real_analyser_maps_let_the_noise_reduction_through() -> None:
     noisy = quantize(gaussian_noise(clean, 20.0, np.random.default_rng(7)))
     out = blend(noisy, gaussian_blur(noisy, 1.2), analyze(noisy).maps)
     assert np.sqrt(np.mean((out - clean) ** 2)) < 0.7 * np.sqrt(np.mean((noisy - clean) ** 2))
+
+
+@pytest.mark.parametrize(("quality", "expected"), [(None, 0.0), (20, 1.0), (50, 1.0), (70, 0.5), (90, 0.0), (95, 0.0)])
+def test_a_low_jpeg_quality_opens_the_mask_everywhere(quality: int | None, expected: float) -> None:
+    """Quantisation damages textured blocks that show little blockiness: the file's quality is the evidence."""
+    maps = uniform_maps(128, 160, noise=0.5, block=0.0)
+    mask = damage_mask(maps, 128, 160, jpeg_quality=quality)
+    np.testing.assert_allclose(mask, expected, atol=1e-6)
+
+
+def test_jpeg_error_levels_fall_with_quality_like_pillows_files() -> None:
+    from core.blend import jpeg_error_levels
+
+    levels = [jpeg_error_levels(q) for q in (5, 10, 20, 40, 60, 80, 90, 100)]
+    assert all(a > b for a, b in zip(levels, levels[1:], strict=False))
+    assert 11.0 < jpeg_error_levels(10) < 14.5 and 2.9 < jpeg_error_levels(90) < 3.7
+
+
+def test_a_jpeg_file_gets_its_deblocking_where_the_local_maps_see_none() -> None:
+    from core.degrade import jpeg_compress
+
+    clean = scene()
+    compressed = jpeg_compress(clean, 20)
+    restored = clean.copy()  # an ideal restorer
+    maps = uniform_maps(*clean.shape[:2], noise=0.5, block=0.0)
+    error = lambda image: float(np.sqrt(np.mean((image - clean) ** 2)))  # noqa: E731
+    assert error(blend(compressed, restored.copy(), maps)) > 0.9 * error(compressed)  # the maps alone: no change
+    assert error(blend(compressed, restored.copy(), maps, jpeg_quality=20)) < 0.5 * error(compressed)
