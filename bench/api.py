@@ -12,9 +12,10 @@
    (numpy, which releases the GIL like torch does), records scores and commits, and keeps re-queueing done images.
    Reports p50/p95/p99 per endpoint (target: p99 < 100 ms). A stress test: the thread commits several times
    more images per second than the daemon can enhance, so the database work competes far more than in practice.
-5. (c) The same clients against the real daemon (``python -m daemon run`` with default settings, a subprocess) on a
-   copy of the database while its worker enhances ``--burst`` small files, the daemon's fastest and most
-   commit-heavy load (target: p99 < 100 ms). Skipped with ``--burst 0`` or a non-SQLite ``--database-url``.
+5. (c), (d) The same clients against the real daemon (``python -m daemon run`` with default settings, a subprocess)
+   on a copy of the database while its worker enhances a burst of files: (c) photo-sized (about 1 MP), (d) 64-96 px
+   thumbnails, its highest commit rate (target: p99 < 100 ms). Skipped with ``--no-daemon`` or a non-SQLite
+   ``--database-url``.
 Pause other CPU-heavy work while this runs: it measures the machine.
 """
 
@@ -45,6 +46,10 @@ STATUS = "/api/v1/status"
 IMAGES = "/api/v1/images?state=done&limit=50"
 TOKEN = "bench-token"
 TARGET_MS = 100.0
+
+BURSTS: tuple[tuple[int, tuple[int, int]], ...] = ((80, (900, 1200)), (800, (64, 96)))
+"""(files, side range) the real daemon enhances while the clients run: (c) photo-sized files, about 1 MP, what a
+scanner or a photo library drops; (d) thumbnails, the daemon's highest commit rate and the most GIL-bound work."""
 
 FILTERS: tuple[tuple[str, str], ...] = (
     ("state + score range", "/api/v1/images?state=done&min_noise_sigma=15&limit=50"),
@@ -301,9 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval for the server process"
     )
-    parser.add_argument(
-        "--burst", type=int, default=800, help="files the real daemon enhances during (c); 0 skips (c) (SQLite only)"
-    )
+    parser.add_argument("--no-daemon", action="store_true", help="skip (c) and (d), the real daemon's runs")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="the real daemon's device")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--keep", type=Path, help="keep the folder (and its SQLite database) here; reused next time")
@@ -376,9 +379,11 @@ def run(args: argparse.Namespace, root: Path, url: str) -> int:
     finally:
         server.stop()
         engine.dispose()
-    if args.burst > 0 and url.startswith("sqlite:///"):
+    if not args.no_daemon and url.startswith("sqlite:///"):
         print("\n".join(lines), flush=True)
-        lines = [""] + busy_daemon(args, Path(url.removeprefix("sqlite:///")))
+        lines = []
+        for part, (count, sides) in zip("cd", BURSTS, strict=True):
+            lines += [""] + busy_daemon(args, Path(url.removeprefix("sqlite:///")), part, count, sides)
     print("\n".join(lines))
     return 0
 
@@ -460,9 +465,9 @@ def concurrent(args: argparse.Namespace, port: int, sessions: Any) -> list[str]:
     return lines
 
 
-def busy_daemon(args: argparse.Namespace, database: Path) -> list[str]:
-    """(c) The same clients against the real daemon (a subprocess, its own API server and worker) on a copy of the
-    database, while its worker enhances a burst of small files: every commit and every CPU cycle of the real
+def busy_daemon(args: argparse.Namespace, database: Path, part: str, count: int, sides: tuple[int, int]) -> list[str]:
+    """The same clients against the real daemon (a subprocess, its own API server and worker) on a copy of the
+    database, while its worker enhances a burst of ``count`` files: every commit and every CPU cycle of the real
     pipeline competes with the API, at the rate the daemon really reaches."""
     import storage
     from bench.daemon import Daemon, make_images, wait_for, write_all
@@ -495,13 +500,13 @@ def busy_daemon(args: argparse.Namespace, database: Path) -> list[str]:
         daemon = Daemon(site, args.device, token=TOKEN)
         daemon.start()
         try:
-            images = make_images(args.burst)
+            images = make_images(count, sides=sides)
             write_all(site / "staging", images)
             for name in images:
                 target = site / "inbox" / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(site / "staging" / name, target)
-            wait_for(lambda: counts()[0] >= 20, 600, "the daemon's worker to get going", interval=0.2)
+            wait_for(lambda: counts()[0] >= 3, 600, "the daemon's worker to get going", interval=0.2)
             done_before, _ = counts()
             window_started = time.monotonic()
             merged, errors = run_clients(args, daemon.port)
@@ -514,9 +519,10 @@ def busy_daemon(args: argparse.Namespace, database: Path) -> list[str]:
     total = sum(len(values) for values in merged.values())
     busy = "busy throughout" if waiting > 0 else "**the burst ran out before the clients stopped**"
     lines = [
-        f"(c) the same {args.clients} clients against the real daemon (`python -m daemon run`, device {args.device}, "
+        f"({part}) the same {args.clients} clients against the real daemon (`python -m daemon run`, "
+        f"device {args.device}, "
         f"default settings: {DEFAULT_SERVER_THREADS} API threads, worker nice {DEFAULT_WORKER_NICE}) on a copy of "
-        f"the database, while its worker enhanced a burst of {args.burst} 64-96 px files: "
+        f"the database, while its worker enhanced a burst of {count} files of {sides[0]}-{sides[1]} px a side: "
         f"{(done_after - done_before) / window:.1f} images/s committed during the {window:.0f} s window, "
         f"{waiting} still queued at its end ({busy}); {total / args.seconds:.0f} requests/s, {len(errors)} errors; "
         f"load average {load:.1f}; daemon exit status {code} (ms; target p99 < 100)",

@@ -81,11 +81,12 @@ def rss_kib(pid: int) -> int:
     raise OSError(f"no VmRSS for {pid}")
 
 
-def make_images(count: int, seed: int = 7) -> dict[str, bytes]:
+def make_images(count: int, seed: int = 7, sides: tuple[int, int] = (64, 96)) -> dict[str, bytes]:
+    """``count`` photo-like files (gradient plus noise, PNG and JPEG alternating), each side in ``sides``."""
     rng = np.random.default_rng(seed)
     images: dict[str, bytes] = {}
     for i in range(count):
-        height, width = (int(v) for v in rng.integers(64, 97, size=2))
+        height, width = (int(v) for v in rng.integers(sides[0], sides[1] + 1, size=2))
         ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None] * np.ones((height, 1, 3), np.float32)
         pixels = np.clip(ramp + rng.normal(0, 18, (height, width, 3)), 0, 255).astype(np.uint8)
         fmt = "PNG" if i % 2 else "JPEG"

@@ -10,8 +10,10 @@ read-then-write transaction never fails with "database is locked" half-way); rea
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
@@ -28,10 +30,20 @@ def create_engine(url: str | URL, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_
     """An engine for ``url`` (SQLite or PostgreSQL) with the connection settings above; ``kwargs`` go to SQLAlchemy."""
     if sa.make_url(url).get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)  # a server restart must not fail the next unit of work
+    kwargs.setdefault("json_deserializer", load_json)
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, busy_timeout_ms)
     return engine
+
+
+def load_json(text: str | bytes) -> Any:
+    """JSON columns as Python values: orjson, several times faster on listings of a thousand rows, with the standard
+    library as the fallback for what orjson refuses and older rows may hold (``NaN``, integers beyond 64 bits)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

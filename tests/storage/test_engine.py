@@ -107,3 +107,12 @@ def test_analyze_refreshes_planner_statistics(db: Engine, sessions: sessionmaker
         with db.connect() as connection:
             tables = connection.exec_driver_sql("SELECT DISTINCT tbl FROM sqlite_stat1").scalars().all()
         assert "images" in tables
+
+
+def test_json_columns_read_what_the_standard_library_wrote_too() -> None:
+    """orjson reads JSON columns; rows holding what only the standard library accepts still load."""
+    from storage.engine import load_json
+
+    assert load_json('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+    nan = load_json('{"noise": NaN, "big": 123456789012345678901234567890}')
+    assert nan["big"] == 123456789012345678901234567890 and nan["noise"] != nan["noise"]
