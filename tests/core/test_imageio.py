@@ -1171,3 +1171,12 @@ def test_pure_noise_saves_as_high_quality_jpeg(tmp_path) -> None:
     noise = np.random.default_rng(0).random((300, 300, 3), dtype=np.float32)
     path = save_image(ImageData(pixels=noise, format="JPEG"), tmp_path / "noise.jpg", jpeg_quality=95)
     assert load_image(path).pixels.shape == (300, 300, 3)
+
+
+def test_every_pillow_quality_is_read_back_exactly_from_the_tables() -> None:
+    for quality in range(1, 101):
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buffer, "JPEG", quality=quality)
+        with Image.open(io.BytesIO(buffer.getvalue())) as image:
+            tables = {k: list(v) for k, v in image.quantization.items()}
+        assert estimate_jpeg_quality(tables) == quality
