@@ -37,6 +37,8 @@ class Device(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
+    MPS = "mps"
+    """Apple GPUs, as ``enhance --device mps``."""
 
 
 class LogFormat(StrEnum):

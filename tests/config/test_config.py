@@ -227,7 +227,7 @@ def test_wrong_types_are_reported_all_at_once(tmp_path: Path) -> None:
     text = problems(excinfo)
     assert "[api] port: expected an integer, got '8750' (str)" in text
     assert "[worker] batch_size: expected an integer, got 2.5 (float)" in text
-    assert "[worker] device: expected one of auto | cpu | cuda, got 'tpu' (str)" in text
+    assert "[worker] device: expected one of auto | cpu | cuda | mps, got 'tpu' (str)" in text
     assert "polling: expected true or false, got 1 (int)" in text
     assert "ENHANCERD_WORKER_TILE: expected an integer, got 'big'" in text
     assert len(excinfo.value.problems) == 5
@@ -323,3 +323,8 @@ def test_folders_lists_what_the_daemon_needs(tmp_path: Path) -> None:
     settings: Settings = load_settings(environ={}, cwd=tmp_path)
     names = [path.name for path in settings.folders()]
     assert names == ["var", "trash", "work", "inbox", "outbox", "failed", "archive"]
+
+
+def test_the_worker_may_run_on_apple_gpus_like_enhance(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[worker]\ndevice = "mps"\n'), environ={})
+    assert settings.worker.device is Device.MPS and settings.worker.device.value == "mps"
