@@ -118,8 +118,6 @@ class _StripMaps:
     noise: Array  # (h, w) sigma 0-255
     block: Array  # (h, w) 0-1 (after thresholds)
     blur: Array  # (h, w) 0-1 (after thresholds)
-    compression: float = 0.0
-    """Whole-image JPEG damage, 0-1, from the file's quality."""
     compression_levels: float = 0.0
     """Correction (0-255 RMS) that the file's JPEG compression explains."""
 
@@ -156,7 +154,7 @@ def _strip_maps(
         # the evidence there, not the local map.
         np.maximum(damage, compression, out=damage)
     levels = compression * jpeg_error_levels(jpeg_quality) if jpeg_quality is not None else 0.0
-    return _StripMaps(damage, noise, block, blur, compression, levels)
+    return _StripMaps(damage, noise, block, blur, levels)
 
 
 def damage_mask(
@@ -278,8 +276,9 @@ def blend(
 ) -> Array:
     """The enhanced image (float32, restored's shape); ``original`` must already be at the restored size.
 
-    ``jpeg_quality`` is the analyser's estimate of the original file's JPEG quality (None: no sign of JPEG); below
-    about 85 the correction is applied everywhere, as far as it stays plausible for that quality.
+    ``jpeg_quality`` is the analyser's estimate of the original file's JPEG quality (None: no sign of JPEG): at or
+    below ``jpeg_damaged_quality`` (50) the correction is applied everywhere, as far as it stays plausible for that
+    quality, fading out towards ``jpeg_clean_quality`` (90).
 
     ``out`` may be ``restored`` itself (blended in place, strip by strip, to save memory). Strength 0 returns
     ``original`` unchanged (the same object: no float round trip).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,7 +210,7 @@ def test_jpeg_error_levels_fall_with_quality_like_pillows_files() -> None:
     from core.blend import jpeg_error_levels
 
     levels = [jpeg_error_levels(q) for q in (5, 10, 20, 40, 60, 80, 90, 100)]
-    assert all(a > b for a, b in zip(levels, levels[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(levels))
     assert 11.0 < jpeg_error_levels(10) < 14.5 and 2.9 < jpeg_error_levels(90) < 3.7
 
 
