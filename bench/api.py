@@ -447,22 +447,15 @@ def concurrent(args: argparse.Namespace, port: int, sessions: Any) -> list[str]:
         worker.stop()
     total = sum(len(values) for values in merged.values())
     load = os.getloadavg()[0]
-    lines = [
+    heading = (
         f"(b) {args.clients} concurrent clients for {args.seconds:g} s, ~{args.think_ms:g} ms think time, "
         f"{args.server_threads} server threads, GIL switch {sys.getswitchinterval() * 1000:g} ms; "
         f"worker busy ({worker.batches} batches committed, "
         f"{args.burn_ms:g} ms CPU + {args.wait_ms:g} ms idle each, nice {worker.nice}); "
         f"{total / args.seconds:.0f} requests/s, {len(errors)} errors; {os.cpu_count()} CPUs, load average "
-        f"{load:.1f} at the end (ms; target p99 < 100)",
-        "",
-        "| endpoint | requests | p50 | p95 | p99 | max | |",
-        "|---|---|---|---|---|---|---|",
-        row("GET /api/v1/status", merged[STATUS], TARGET_MS),
-        row("GET /api/v1/images?state=done&limit=50", merged[IMAGES], TARGET_MS),
-    ]
-    if errors:
-        lines.append(f"first errors: {errors[:3]}")
-    return lines
+        f"{load:.1f} at the end (ms; target p99 < 100)"
+    )
+    return latency_table(heading, merged, errors)
 
 
 def busy_daemon(args: argparse.Namespace, database: Path, part: str, count: int, sides: tuple[int, int]) -> list[str]:
@@ -518,14 +511,22 @@ def busy_daemon(args: argparse.Namespace, database: Path, part: str, count: int,
             db.dispose()
     total = sum(len(values) for values in merged.values())
     busy = "busy throughout" if waiting > 0 else "**the burst ran out before the clients stopped**"
-    lines = [
+    heading = (
         f"({part}) the same {args.clients} clients against the real daemon (`python -m daemon run`, "
         f"device {args.device}, "
         f"default settings: {DEFAULT_SERVER_THREADS} API threads, worker nice {DEFAULT_WORKER_NICE}) on a copy of "
         f"the database, while its worker enhanced a burst of {count} files of {sides[0]}-{sides[1]} px a side: "
         f"{(done_after - done_before) / window:.1f} images/s committed during the {window:.0f} s window, "
         f"{waiting} still queued at its end ({busy}); {total / args.seconds:.0f} requests/s, {len(errors)} errors; "
-        f"load average {load:.1f}; daemon exit status {code} (ms; target p99 < 100)",
+        f"load average {load:.1f}; daemon exit status {code} (ms; target p99 < 100)"
+    )
+    return latency_table(heading, merged, errors)
+
+
+def latency_table(heading: str, merged: dict[str, list[float]], errors: list[str]) -> list[str]:
+    """A concurrent run as markdown: its heading, one row per endpoint, and the first errors if any."""
+    lines = [
+        heading,
         "",
         "| endpoint | requests | p50 | p95 | p99 | max | |",
         "|---|---|---|---|---|---|---|",
