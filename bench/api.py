@@ -336,6 +336,7 @@ def run(args: argparse.Namespace, root: Path, url: str) -> int:
     from daemon.api.app import create_app
     from daemon.api.context import ApiContext
     from daemon.api.server import DEFAULT_THREADS, ApiServer
+    from daemon.heap import freeze_startup_heap
     from daemon.metrics import Metrics
     from daemon.retention import RetentionRunner
 
@@ -371,6 +372,7 @@ def run(args: argparse.Namespace, root: Path, url: str) -> int:
         read_sessions=read,
     )
     server = ApiServer(create_app(context), "127.0.0.1", 0, threads=args.server_threads)
+    freeze_startup_heap()  # as the daemon does before it serves
     server.start()
     lines: list[str] = []
     try:

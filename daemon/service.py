@@ -26,6 +26,7 @@ from daemon.api.app import create_app
 from daemon.api.context import ApiContext
 from daemon.api.server import ApiServer
 from daemon.feed import InboxFeed, WakingIntake, WatcherMetrics, watched_inboxes, watcher_options
+from daemon.heap import freeze_startup_heap, thaw_heap
 from daemon.metrics import Metrics
 from daemon.notify import SystemdNotifier
 from daemon.retention import RetentionRunner
@@ -102,6 +103,7 @@ class Service:
         self.worker_thread: WorkerThread | None = None
         self.watcher_thread: WatcherThread | None = None
         self.scheduler: Scheduler | None = None
+        self._heap_frozen = False
 
     # --- start ----------------------------------------------------------------------------------------------------
 
@@ -173,6 +175,7 @@ class Service:
             analyse=analyse,
         )
         self.api = ApiServer(create_app(context), settings.api.host, settings.api.port, token=settings.api.token)
+        self._heap_frozen = freeze_startup_heap() > 0  # the model and the app are loaded; no thread runs yet
         self.api.start()
 
         self.worker_thread = WorkerThread(worker)
@@ -285,6 +288,8 @@ class Service:
                 step()
             except Exception:
                 log.exception("stopping the %s failed", name)
+        if self._heap_frozen:
+            thaw_heap()
         self.status.state = "stopped"
         log.info("enhancerd stopped in %.1f s", time.monotonic() - started)
 

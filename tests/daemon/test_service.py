@@ -5,6 +5,7 @@ The subprocess test with a crash and a burst of files is in ``test_service_e2e.p
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -184,6 +185,7 @@ def test_service_runs_notifies_and_joins_every_thread(tmp_path: Path) -> None:
     service.start()
     try:
         assert notifier.sent == ["READY=1"]
+        assert gc.get_freeze_count() > 0, "the start-up heap is frozen before serving"
         pixels = np.random.default_rng(1).integers(0, 256, (40, 56, 3), dtype=np.uint8)
         PILImage.fromarray(pixels).save(settings.inboxes[0].path / "photo.png")
 
@@ -210,6 +212,7 @@ def test_service_runs_notifies_and_joins_every_thread(tmp_path: Path) -> None:
         service.stop()
     assert notifier.sent[-1] == "STOPPING=1" and "WATCHDOG=1" in notifier.sent
     assert service.status()["daemon"] == "stopped"
+    assert gc.get_freeze_count() == 0, "a stopped service gives its frozen objects back"
 
 
 def test_a_second_signal_forces_the_exit() -> None:
