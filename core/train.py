@@ -224,6 +224,17 @@ def _save(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def run_recipe(args: argparse.Namespace) -> dict[str, float | int | str]:
+    """The settings of this invocation that shape the weights; the export copies them into the card's history."""
+    return {
+        "crop": args.crop,
+        "batch": args.batch,
+        "peak_lr": args.lr,
+        "total_steps": args.total_steps,
+        "precision": args.precision,
+    }
+
+
 def train(args: argparse.Namespace) -> dict[str, float]:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -290,6 +301,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
                     "val": result,
                     "trained_seconds": trained_seconds,
                     "config": config.to_dict(),
+                    "recipe": run_recipe(args),
                 },
             )
         _save(

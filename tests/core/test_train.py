@@ -93,3 +93,21 @@ def test_training_command_checkpoints_and_resumes(tmp_path) -> None:
     assert [e["step"] for e in entries] == [3, 5]
     assert {"sigma25", "jpeg10", "clean"} <= entries[-1].keys()
     assert (run / "best.pt").exists() and (run / "last.pt").exists()
+
+    out = tmp_path / "weights"
+    out.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "core.export", "--run", str(run), "--out", str(out), "--version", "9.9.9"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    card = json.loads((out / "restorer.json").read_text())
+    assert card["version"] == "9.9.9" and card["steps"] in (3, 5)
+    assert card["history"][-1]["recipe"] == {
+        "crop": 32,
+        "batch": 4,
+        "peak_lr": 7e-4,
+        "total_steps": 100,
+        "precision": "auto",
+    }
