@@ -172,6 +172,24 @@ def training_step(
     return loss.item()
 
 
+def fused_optimiser_available(device: torch.device) -> bool:
+    """torch has a fused AdamW kernel for CPU and CUDA: one pass over all weights instead of a Python loop over ~90
+    tensors, which took a fifth of each CPU training step."""
+    return device.type in ("cpu", "cuda")
+
+
+def build_optimiser(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.AdamW:
+    fused = fused_optimiser_available(device)
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=1e-4, fused=fused or None)
+
+
+def keep_fused(optimiser: torch.optim.Optimizer, device: torch.device) -> None:
+    """``load_state_dict`` restores the groups' ``fused``/``foreach`` flags from the file; use the fused kernel."""
+    if fused_optimiser_available(device):
+        for group in optimiser.param_groups:
+            group.update(fused=True, foreach=None)
+
+
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """Exponential moving average of the weights: what gets validated and exported (smoother than the raw ones)."""
     with torch.no_grad():
@@ -246,7 +264,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     config = RestorerConfig()
     model = Restorer(config).to(device)
     ema = copy.deepcopy(model).eval()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+    optimiser = build_optimiser(model, args.lr, device)
     step, trained_seconds, best_score, resumes, warm_start = 0, 0.0, -math.inf, 0, 0
     last = args.run / "last.pt"
     if args.resume and last.exists():
@@ -254,6 +272,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimiser.load_state_dict(state["optimiser"])
+        keep_fused(optimiser, device)  # a saved state carries its own (maybe unfused) implementation choice
         step, trained_seconds = int(state["step"]), float(state["trained_seconds"])
         best_score, resumes = float(state["best_score"]), int(state.get("resumes", 0)) + 1
         warm_start = int(state.get("warm_start", 0))

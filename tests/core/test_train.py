@@ -14,7 +14,7 @@ from PIL import Image
 from skimage import data
 
 from core.model import Restorer, RestorerConfig
-from core.train import TrainingPatches, learning_rate, training_step, update_ema
+from core.train import TrainingPatches, build_optimiser, keep_fused, learning_rate, training_step, update_ema
 
 TINY = RestorerConfig(widths=(8, 16, 32), encoder_blocks=(1, 1), middle_blocks=1, decoder_blocks=(1, 1))
 
@@ -47,11 +47,26 @@ def test_a_few_steps_lower_the_loss() -> None:
     degraded = (clean + torch.from_numpy(rng.normal(0, 30 / 255, clean.shape).astype(np.float32))).clamp(0, 1)
     model = Restorer(TINY)
     ema = Restorer(TINY)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimiser = build_optimiser(model, 3e-3, torch.device("cpu"))
+    assert optimiser.param_groups[0]["fused"], "the CPU uses torch's fused AdamW"
     losses = [training_step(model, optimiser, degraded, clean, None, 0.5) for _ in range(40)]
     update_ema(ema, model, 0.0)
     assert np.mean(losses[-5:]) < 0.85 * losses[0]
     assert all(torch.equal(a, b) for a, b in zip(ema.state_dict().values(), model.state_dict().values(), strict=True))
+
+
+def test_a_resumed_optimiser_state_keeps_the_fused_kernel() -> None:
+    model = Restorer(TINY)
+    unfused = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=False)  # as checkpoints before fusing saved it
+    model(torch.rand(1, 3, 32, 32)).mean().backward()
+    unfused.step()
+    optimiser = build_optimiser(model, 1e-3, torch.device("cpu"))
+    optimiser.load_state_dict(unfused.state_dict())
+    assert not optimiser.param_groups[0]["fused"]
+    keep_fused(optimiser, torch.device("cpu"))
+    assert optimiser.param_groups[0]["fused"] and optimiser.param_groups[0]["foreach"] is None
+    optimiser.step()
+    assert all(float(state["step"]) == 2.0 for state in optimiser.state.values())
 
 
 def _dataset(root: Path) -> Path:
