@@ -211,8 +211,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="start from exported safetensors weights (e.g. core/weights/restorer.safetensors) and the step count "
         "on their card, with a fresh optimiser; for when a run's checkpoints are gone but its export is not",
     )
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=128, help="crop side; 128 px gave +0.18 dB at σ25 over 64 px")
     parser.add_argument("--lr", type=float, default=7e-4)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--clip", type=float, default=0.2, help="gradient-norm clipping")
