@@ -247,13 +247,18 @@ def test_burst_crash_restart_and_clean_stop(site: tuple[Path, Daemon]) -> None:
             states = count(tmp_path)
             return states[ImageState.DONE] >= 40 and states[ImageState.PROCESSING] > 0
 
-        wait_for(mid_batch, 150, "a batch in flight after 40 images", interval=0.05)
-        daemon.signal(signal.SIGKILL)
-        daemon.wait(30)
-        in_flight = count(tmp_path)[ImageState.PROCESSING]
-        assert in_flight > 0
+        # The batch seen in flight can commit before the signal lands (a loaded machine delays this process): then
+        # the kill hit between batches, so start again and catch the next one.
+        for _attempt in range(3):
+            wait_for(mid_batch, 150, "a batch in flight after 40 images", interval=0.05)
+            daemon.signal(signal.SIGKILL)
+            daemon.wait(30)
+            in_flight = count(tmp_path)[ImageState.PROCESSING]
+            daemon.start()
+            if in_flight > 0:
+                break
+        assert in_flight > 0, "three kills in a row missed every batch in flight"
 
-        daemon.start()
         for thread in writers:
             thread.join(30)
 
