@@ -1,7 +1,7 @@
 """Keep the garbage collector's full passes off the request path.
 
 Importing torch, Flask and SQLAlchemy and loading the model leaves ~240,000 long-lived objects. Every full
-(generation 2) collection walks them all: 30-80 ms on a 2-core machine, during which no other thread runs. A 1,000-row
+(generation 2) collection walks them all: 30-80 ms on a 2-core machine, holding the GIL throughout. A 1,000-row
 page allocates enough to trigger one every few requests, so without this an API request now and then waits for a
 collection of objects that will never be garbage. Freezing the start-up heap moves those objects to a permanent
 generation that collections skip (CPython's ``gc.freeze``); objects created later are collected as usual.
