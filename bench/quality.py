@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from core.analysis import analyze
 from core.blend import blend
-from core.degrade import gaussian_blur, gaussian_noise, jpeg_compress, quantize
+from core.degrade import blur_noise_jpeg, gaussian_noise, jpeg_compress, quantize
 from core.device import autocast_dtype
 from core.metrics import psnr, ssim
 from core.tone import apply_tone, plan_tone
@@ -53,7 +53,7 @@ def _jpeg(quality: int) -> Callable[[Image, np.random.Generator], Image]:
 
 
 def _mixed(image: Image, rng: np.random.Generator) -> Image:
-    return jpeg_compress(quantize(gaussian_noise(quantize(gaussian_blur(image, 1.0)), 8.0, rng)), 60)
+    return blur_noise_jpeg(image, 1.0, 8.0, 60, rng)
 
 
 CASES = (

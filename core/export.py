@@ -52,7 +52,10 @@ def build_card(config: RestorerConfig, checkpoint: dict[str, Any], version: str,
         "grad-norm clip 0.2, EMA 0.999, 64x64 crops, batch 32 to step 31,180, then 128x128 crops, batch 8 (each "
         "history entry since records its run's crop and batch); CPU only, bf16 autocast where the CPU has native bf16 "
         "(fp32 otherwise); training log: core/weights/TRAINING.md",
-        "validation_subset": "first 8 CBSD68 (sigma 25) / LIVE1 (JPEG q10) images, 256x256 centre crops, EMA weights",
+        "validation_subset": (
+            "first 8 CBSD68 (sigma 25, clean, mixed blur 1.0 -> sigma 8 -> q60) / LIVE1 (JPEG q10) images, "
+            "256x256 centre crops, EMA weights"
+        ),
         "steps": entry["steps"],
         "training_minutes": entry["training_minutes"],
         "validation_psnr_db": validation,

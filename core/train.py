@@ -31,7 +31,15 @@ from PIL import Image
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from core.degrade import DegradationMix, gaussian_noise, jpeg_compress, quantize, random_degradation, tone_shift
+from core.degrade import (
+    DegradationMix,
+    blur_noise_jpeg,
+    gaussian_noise,
+    jpeg_compress,
+    quantize,
+    random_degradation,
+    tone_shift,
+)
 from core.device import autocast_dtype, resolve_device
 from core.metrics import psnr
 from core.model import Restorer, RestorerConfig, count_parameters, macs_per_pixel
@@ -113,7 +121,8 @@ class ValidationCase:
 
 
 def build_validation(val_root: Path, count: int = 8, side: int = 256) -> dict[str, list[ValidationCase]]:
-    """Fixed, seeded validation subsets: CBSD68 at sigma 25, LIVE1 at JPEG q10, CBSD68 clean."""
+    """Fixed, seeded validation subsets: CBSD68 at sigma 25, LIVE1 at JPEG q10, CBSD68 clean, CBSD68 mixed
+    (blur 1.0, noise sigma 8, JPEG q60, as in bench/quality.py)."""
 
     def centre(image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -127,6 +136,7 @@ def build_validation(val_root: Path, count: int = 8, side: int = 256) -> dict[st
         "sigma25": [ValidationCase(f"cbsd{i}", quantize(gaussian_noise(c, 25.0, rng)), c) for i, c in enumerate(cbsd)],
         "jpeg10": [ValidationCase(f"live{i}", jpeg_compress(c, 10), c) for i, c in enumerate(live)],
         "clean": [ValidationCase(f"clean{i}", c, c) for i, c in enumerate(cbsd)],
+        "mixed": [ValidationCase(f"mixed{i}", blur_noise_jpeg(c, 1.0, 8.0, 60, rng), c) for i, c in enumerate(cbsd)],
     }
 
 
@@ -308,7 +318,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     def checkpoint() -> None:
         nonlocal best_score, result
         result = evaluate(ema, validation, device)
-        score = result["sigma25"] + result["jpeg10"]
+        score = result["sigma25"] + result["jpeg10"] + result["mixed"]
         improved = score > best_score
         if improved:
             best_score = score

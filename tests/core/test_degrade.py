@@ -122,3 +122,29 @@ def test_random_degradation_mix_covers_clean_and_combined_samples() -> None:
     for sample in samples:
         if sample.steps == ["clean"]:
             assert np.array_equal(sample.image, degrade.quantize(image))
+
+
+def test_camera_chain_runs_optics_then_sensor_then_codec() -> None:
+    image = data.astronaut()[:96, :96].astype(np.float32) / 255
+    only_chain = degrade.DegradationMix(p_clean=0.0, p_gaussian_only=0.0, p_jpeg_only=0.0, p_camera_chain=1.0)
+    local = np.random.default_rng(5)
+    rank = {"blur": 0, "defocus": 0, "gaussian": 1, "jpeg": 2}
+    samples = [degrade.random_degradation(image, local, only_chain) for _ in range(60)]
+    for sample in samples:
+        kinds = [step.split("(")[0] for step in sample.steps]
+        assert kinds[0] in ("blur", "defocus")
+        assert [rank[k] for k in kinds] == sorted(rank[k] for k in kinds) and len(set(kinds)) == len(kinds)
+    assert any(len(s.steps) == 3 for s in samples) and any(len(s.steps) == 1 for s in samples)
+    detail = lambda a: float(np.abs(np.diff(a, axis=1)).mean())  # noqa: E731
+    blur_only = [s for s in samples if len(s.steps) == 1]
+    assert all(detail(s.image) < detail(image) for s in blur_only)
+
+
+def test_blur_noise_jpeg_is_the_benchmark_chain() -> None:
+    image = data.astronaut()[:64, :64].astype(np.float32) / 255
+    chained = degrade.blur_noise_jpeg(image, 1.0, 8.0, 60, np.random.default_rng(1))
+    rng = np.random.default_rng(1)
+    by_hand = degrade.jpeg_compress(
+        degrade.quantize(degrade.gaussian_noise(degrade.quantize(degrade.gaussian_blur(image, 1.0)), 8.0, rng)), 60
+    )
+    assert np.array_equal(chained, by_hand)

@@ -106,7 +106,7 @@ def test_training_command_checkpoints_and_resumes(tmp_path) -> None:
     subprocess.run([*command, "--max-steps", "5", "--resume"], check=True, capture_output=True, timeout=300)
     entries = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in entries] == [3, 5]
-    assert {"sigma25", "jpeg10", "clean"} <= entries[-1].keys()
+    assert {"sigma25", "jpeg10", "clean", "mixed"} <= entries[-1].keys()
     assert (run / "best.pt").exists() and (run / "last.pt").exists()
 
     out = tmp_path / "weights"
