@@ -143,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> str | None:
-    if not args.strength >= 0:  # also rejects NaN
-        return "--strength must be 0 or more"
+    if not 0.0 <= args.strength <= 1.0:  # also rejects NaN; the same range as the config and the API
+        return "--strength must be between 0 and 1"
     if args.tile is not None and args.tile < 16:
         return "--tile must be at least 16"
     if args.batch is not None and args.batch < 1:

@@ -172,7 +172,16 @@ def test_same_stem_inputs_get_distinct_outputs(tmp_path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["x-2.png", "x.png"]
 
 
-@pytest.mark.parametrize("option", [["--strength", "-1"], ["--tile", "4"], ["--model", "/no/such/model.safetensors"]])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--strength", "-1"],
+        ["--strength", "1.5"],
+        ["--strength", "nan"],
+        ["--tile", "4"],
+        ["--model", "/no/such/model.safetensors"],
+    ],
+)
 def test_bad_options_exit_two(tmp_path, capsys, option: list[str]) -> None:
     source = write(tmp_path / "a.png", noisy_scene())
     assert run_cli("-o", str(tmp_path / "out"), *option, str(source)) == 2
