@@ -224,8 +224,8 @@ def blur_noise_jpeg(image: Array, blur_sigma: float, sigma: float, quality: int,
 def camera_chain(image: Array, rng: np.random.Generator, mix: DegradationMix, steps: list[str]) -> Array:
     """Mild lens blur, usually sensor noise, usually JPEG: a soft, slightly noisy camera or scanner file.
 
-    The general mix rarely draws exactly this chain, and a model trained without it learns to leave softness
-    alone (it gained only ~0.1 dB on blur alone), so it gets its own share of the samples.
+    The general mix rarely draws exactly this chain, and a model trained without it learned to leave softness
+    alone (0.1.2 gained ~0.1 dB on a blur of sigma 1.0 alone), so it gets its own share of the samples.
     """
     low, high = mix.camera_blur_sigma
     if rng.random() < 0.7:
