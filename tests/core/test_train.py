@@ -39,7 +39,8 @@ def test_learning_rate_warms_up_then_decays() -> None:
     assert learning_rate(900, 1.0, 1e-3, 100) == pytest.approx(1e-6)
 
 
-def test_a_few_steps_lower_the_loss() -> None:
+@pytest.mark.parametrize("loss_name", ["l1", "mse"])
+def test_a_few_steps_lower_the_loss(loss_name: str) -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     crops = [photo[i * 32 : i * 32 + 32, 64:96] for photo in _photos() for i in range(3)]
@@ -49,7 +50,7 @@ def test_a_few_steps_lower_the_loss() -> None:
     ema = Restorer(TINY)
     optimiser = build_optimiser(model, 3e-3, torch.device("cpu"))
     assert optimiser.param_groups[0]["fused"], "the CPU uses torch's fused AdamW"
-    losses = [training_step(model, optimiser, degraded, clean, None, 0.5) for _ in range(40)]
+    losses = [training_step(model, optimiser, degraded, clean, None, 0.5, loss_name) for _ in range(40)]
     update_ema(ema, model, 0.0)
     assert np.mean(losses[-5:]) < 0.85 * losses[0]
     assert all(torch.equal(a, b) for a, b in zip(ema.state_dict().values(), model.state_dict().values(), strict=True))
@@ -125,4 +126,5 @@ def test_training_command_checkpoints_and_resumes(tmp_path) -> None:
         "peak_lr": 7e-4,
         "total_steps": 100,
         "precision": "auto",
+        "loss": "l1",
     }
