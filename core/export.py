@@ -51,7 +51,9 @@ def build_card(config: RestorerConfig, checkpoint: dict[str, Any], version: str,
         "training_recipe": "L1, AdamW (betas 0.9/0.99, wd 1e-4), 200-step warm-up to 7e-4, cosine over the steps, "
         "grad-norm clip 0.2, EMA 0.999, 64x64 crops, batch 32 to step 31,180, then 128x128 crops, batch 8 (each "
         "history entry since records its run's crop and batch); from step 90,797 (0.1.5 on) 14 % of the samples are "
-        "camera-order chains (lens blur, sensor noise, JPEG); CPU only, bf16 autocast where the CPU has native bf16 "
+        "camera-order chains (lens blur, sensor noise, JPEG); from step 139,706 (0.1.6 on) fine-tuned with MSE loss on "
+        "256x256 crops, batch 4, as the weight average (core.soup) of two runs with different seeds, whose steps and "
+        "minutes the card adds up; CPU only, bf16 autocast where the CPU has native bf16 "
         "(fp32 otherwise); training log: core/weights/TRAINING.md",
         "validation_subset": (
             "first 8 CBSD68 (sigma 25, clean, mixed blur 1.0 -> sigma 8 -> q60) / LIVE1 (JPEG q10) images, "
