@@ -1,13 +1,13 @@
 """Average the best weights of several fine-tuning runs that started from the same weights (a "model soup").
 
-    python -m core.soup --runs runs/a runs/b --out runs/soup
+    python -m core.soup --runs runs/a runs/b --start-step 139706 --start-minutes 419.5 --out runs/soup
     python -m core.export --run runs/soup --version 0.1.6
 
 Why: on two CPU cores, two single-threaded training processes make more steps between them than one
 two-threaded process. Runs fine-tuned from one starting point at a low learning rate stay in one basin, so the
-average of their weights is a model too, usually better than either (Wortsman et al., 2022). The soup is
-validated on the same fixed subset as the runs, and every run's own numbers are printed beside it, so the
-export can take whichever is best.
+average of their weights is a model too, often better than either (Wortsman et al., 2022; for 0.1.6 it tied
+with the better run, see core/weights/TRAINING.md). The soup is validated on the same fixed subset as the
+runs, and every run's own numbers are printed beside it, so the export can take whichever is best.
 
 The soup's checkpoint counts the steps and minutes of all its runs: the steps from the common start onwards
 are added up, as are the training minutes, because each run spent its own processor time.
