@@ -39,8 +39,8 @@ def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
 
 def soup_checkpoint(checkpoints: list[dict[str, Any]], start_step: int, start_seconds: float) -> dict[str, Any]:
     """A checkpoint in train.py's best.pt layout for the averaged EMA weights, with the runs' work added up."""
-    configs = {json.dumps(c.get("config", RestorerConfig().to_dict()), sort_keys=True) for c in checkpoints}
-    if len(configs) != 1:
+    configs = [c.get("config", RestorerConfig().to_dict()) for c in checkpoints]
+    if any(config != configs[0] for config in configs):
         raise ValueError("the runs trained different architectures")
     if any(int(c["step"]) < start_step for c in checkpoints):
         raise ValueError(f"every run must have started from step {start_step}")
@@ -50,7 +50,7 @@ def soup_checkpoint(checkpoints: list[dict[str, Any]], start_step: int, start_se
         "ema": average_states([c["ema"] for c in checkpoints]),
         "step": start_step + sum(int(c["step"]) - start_step for c in checkpoints),
         "trained_seconds": start_seconds + sum(float(c["trained_seconds"]) - start_seconds for c in checkpoints),
-        "config": checkpoints[0].get("config", RestorerConfig().to_dict()),
+        "config": configs[0],
         "recipe": recipe,
     }
 
