@@ -1,6 +1,6 @@
 """Restoration quality of the built-in model on the standard test sets, with baselines, in one table.
 
-    python -m bench.quality [--data ../shared/datasets] [--limit N] [--precision auto|fp32|bf16]
+    python -m bench.quality [--data ../shared/datasets] [--limit N] [--precision auto|fp32|bf16] [--ensemble N]
 
 Cases (8-bit files, clipped, seeded): CBSD68 with Gaussian noise sigma 15/25/50; LIVE1 JPEG q 10/20/30/40 (Pillow,
 default 4:2:0 subsampling); "mixed" = blur 1.0 -> noise sigma 8 -> JPEG q60 on CBSD68; "clean" = CBSD68 untouched
@@ -8,7 +8,9 @@ default 4:2:0 subsampling); "mixed" = blur 1.0 -> noise sigma 8 -> JPEG q60 on C
 cases only, and given the true sigma, an advantage the blind model does not get), the model alone (whole image,
 reflect-padded to the tile multiple), and the enhancer at default settings (strength 1: the analyser's maps, the
 model, the damage-masked blend with its anti-halo guards, and the tone step, as ``enhancerd enhance`` runs them on
-an 8-bit file). PSNR (dB) and SSIM on RGB, 0-255.
+an 8-bit file). With ``--ensemble N`` (2, 4 or 8) one more column: the model averaged over N turned and mirrored
+views (:mod:`core.ensemble`, the ``[worker] ensemble`` / ``enhance --ensemble`` setting). PSNR (dB) and SSIM on
+RGB, 0-255.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from core.analysis import analyze
 from core.blend import blend
 from core.degrade import blur_noise_jpeg, gaussian_noise, jpeg_compress, quantize
 from core.device import autocast_dtype
+from core.ensemble import ensemble_forward
 from core.metrics import psnr, ssim
 from core.tone import apply_tone, plan_tone
 from core.train import list_images, load_rgb
@@ -69,7 +72,9 @@ CASES = (
 )
 
 
-def model_restorer(model: torch.nn.Module, multiple: int, precision: str) -> Callable[[Image], Image]:
+def model_restorer(
+    model: torch.nn.Module, multiple: int, precision: str, ensemble: int = 1
+) -> Callable[[Image], Image]:
     """Whole-image inference, reflect-padded to the model's multiple; float output (not yet rounded)."""
     dtype = autocast_dtype(torch.device("cpu"), precision)
     model = model.to(memory_format=torch.channels_last).eval()
@@ -80,7 +85,7 @@ def model_restorer(model: torch.nn.Module, multiple: int, precision: str) -> Cal
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect").contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-            y = model(x)
+            y = ensemble_forward(model, x, ensemble)
         return np.clip(y[0, :, :height, :width].float().numpy().transpose(1, 2, 0), 0.0, 1.0)
 
     return restore
@@ -117,9 +122,11 @@ def score(reference: Image, test: Image) -> tuple[float, float]:
     return psnr(ref, out), ssim(ref, out)
 
 
-def run(data: Path, limit: int, precision: str, weights: Path | None) -> list[dict[str, object]]:
+def run(data: Path, limit: int, precision: str, weights: Path | None, ensemble: int = 1) -> list[dict[str, object]]:
     loaded = load_weights(weights) if weights else load_builtin()
-    restore = model_restorer(loaded.model, loaded.model.config.tile_multiple, precision)
+    multiple = loaded.model.config.tile_multiple
+    restore = model_restorer(loaded.model, multiple, precision)
+    restore_views = model_restorer(loaded.model, multiple, precision, ensemble) if ensemble > 1 else None
     images = {
         name: [load_rgb(p).astype(np.float32) / 255.0 for p in list_images(data / "val" / name)[:limit]]
         for name in ("CBSD68", "LIVE1")
@@ -128,7 +135,7 @@ def run(data: Path, limit: int, precision: str, weights: Path | None) -> list[di
     for case in CASES:
         rng = np.random.default_rng(68)
         sums: dict[str, list[tuple[float, float]]] = {
-            method: [] for method in ("input", "opencv-nlm", "model", "enhancer", "blend-only")
+            method: [] for method in ("input", "opencv-nlm", "model", "model-ensemble", "enhancer", "blend-only")
         }
         started = time.perf_counter()
         for clean in images[case.dataset]:
@@ -139,6 +146,8 @@ def run(data: Path, limit: int, precision: str, weights: Path | None) -> list[di
                 sums["opencv-nlm"].append(score(reference, nlm_restorer(case.noise_sigma)(degraded)))
             restored = restore(degraded)
             sums["model"].append(score(reference, quantize(restored)))
+            if restore_views is not None:
+                sums["model-ensemble"].append(score(reference, quantize(restore_views(degraded))))
             enhanced, blended = enhancer_outputs(degraded, restored)
             sums["enhancer"].append(score(reference, enhanced))
             # Most images get no contrast correction: the same array, scored once.
@@ -153,7 +162,7 @@ def run(data: Path, limit: int, precision: str, weights: Path | None) -> list[di
     return rows
 
 
-def format_table(rows: list[dict[str, object]], card: dict) -> str:
+def format_table(rows: list[dict[str, object]], card: dict, ensemble: int = 1) -> str:
     def cell(value: object) -> str:
         if isinstance(value, tuple):
             return "inf / 1.0000" if value[0] == float("inf") else f"{value[0]:.2f} / {value[1]:.4f}"
@@ -164,13 +173,15 @@ def format_table(rows: list[dict[str, object]], card: dict) -> str:
         f"{card.get('training_minutes')} training minutes",
         "",
         "| case | images | input PSNR / SSIM | OpenCV NLM PSNR / SSIM | model PSNR / SSIM "
-        "| enhancer (default) PSNR / SSIM | enhancer without contrast correction PSNR / SSIM |",
-        "|---|---|---|---|---|---|---|",
+        + (f"| model ×{ensemble} views PSNR / SSIM " if ensemble > 1 else "")
+        + "| enhancer (default) PSNR / SSIM | enhancer without contrast correction PSNR / SSIM |",
+        "|---|---|---|---|---|---|---|" + ("---|" if ensemble > 1 else ""),
     ]
     for row in rows:
+        views = f"{cell(row.get('model-ensemble'))} | " if ensemble > 1 else ""
         lines.append(
             f"| {row['case']} | {row['images']} | {cell(row.get('input'))} | "
-            f"{cell(row.get('opencv-nlm'))} | {cell(row.get('model'))} | {cell(row.get('enhancer'))} | "
+            f"{cell(row.get('opencv-nlm'))} | {cell(row.get('model'))} | {views}{cell(row.get('enhancer'))} | "
             f"{cell(row.get('blend-only'))} |"
         )
     return "\n".join(lines)
@@ -182,10 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="images per set (0: all)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--weights", type=Path, default=None, help="a .safetensors file (default: the shipped model)")
+    parser.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8), help="add a column: model x N views")
     args = parser.parse_args(argv)
-    rows = run(args.data, args.limit or 10**6, args.precision, args.weights)
+    rows = run(args.data, args.limit or 10**6, args.precision, args.weights, args.ensemble)
     card = (load_weights(args.weights) if args.weights else load_builtin()).card
-    print(format_table(rows, card))
+    print(format_table(rows, card, args.ensemble))
     return 0
 
 

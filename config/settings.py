@@ -109,6 +109,7 @@ class WorkerSettings:
     backoff_max_seconds: float = d.WORKER_BACKOFF_MAX_SECONDS
     device: Device = _DEVICE
     tile: int = d.WORKER_TILE
+    ensemble: int = d.WORKER_ENSEMBLE
     model: str = d.WORKER_MODEL
     max_megapixels: float = d.WORKER_MAX_MEGAPIXELS
 

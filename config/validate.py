@@ -60,6 +60,10 @@ def _ranges(s: Settings) -> list[str]:
             w.tile == 0 or w.tile >= d.WORKER_TILE_MIN,
             f"[worker] tile must be 0 (auto: chosen per device) or at least {d.WORKER_TILE_MIN}",
         ),
+        (
+            w.ensemble in d.WORKER_ENSEMBLE_SIZES,
+            f"[worker] ensemble must be one of {', '.join(map(str, d.WORKER_ENSEMBLE_SIZES))}, got {w.ensemble}",
+        ),
         (w.max_megapixels > 0, "[worker] max_megapixels must be positive"),
         (s.watcher.settle_seconds >= 0, "[watcher] settle_seconds must not be negative"),
         (s.watcher.rescan_seconds >= 0, "[watcher] rescan_seconds must not be negative (0 = no rescan)"),

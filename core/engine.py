@@ -25,6 +25,7 @@ import torch
 from core.autosplit import OutOfMemory, SplitCounts, is_out_of_memory, run_split
 from core.descriptor import ModelDescriptor
 from core.device import autocast_dtype, resolve_device
+from core.ensemble import check_size, ensemble_forward
 from core.memory import batch_from_budget, bytes_per_item, free_memory_bytes
 from core.tiling import Tile, TilePlan, accumulate, extract, plan_tiles, round_down, round_up
 
@@ -75,6 +76,8 @@ class EngineSettings:
     blend: int = DEFAULT_BLEND
     channels_last: bool = True
     max_images_in_flight: int = MAX_IMAGES_IN_FLIGHT
+    ensemble: int = 1
+    """Views of each tile to average (:mod:`core.ensemble`): 1, 2, 4 or 8; quality for N times the compute."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -85,6 +88,7 @@ class EngineSettings:
             raise ValueError("batch must be at least 1")
         if self.context is not None and self.context < 0:
             raise ValueError("context must be non-negative")
+        check_size(self.ensemble)
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,11 @@ class Engine:
     @property
     def autocast_name(self) -> str:
         return {torch.float16: "fp16", torch.bfloat16: "bf16", None: "fp32"}[self.dtype]
+
+    @property
+    def ensemble(self) -> int:
+        """Views averaged per tile (:mod:`core.ensemble`)."""
+        return self.settings.ensemble
 
     def items_per_tile(self, channels: int) -> int:
         """Model inputs one tile becomes: 3 for an RGB tile on a grayscale model, else 1."""
@@ -399,7 +408,7 @@ class Engine:
             batch = batch.contiguous(memory_format=torch.channels_last)
         autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
         with torch.inference_mode(), autocast:
-            output = model(batch)
+            output = ensemble_forward(model, batch, self.settings.ensemble)
         output = output.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return list(output)
 

@@ -34,7 +34,12 @@ def engine_settings(worker: WorkerSettings) -> EngineSettings:
     from core.engine import EngineSettings
 
     tile = worker.tile or None
-    return EngineSettings(device=worker.device.value, tile=tile, max_images_in_flight=max(16, 2 * worker.batch_size))
+    return EngineSettings(
+        device=worker.device.value,
+        tile=tile,
+        ensemble=worker.ensemble,
+        max_images_in_flight=max(16, 2 * worker.batch_size),
+    )
 
 
 def load_engine(model: str, worker: WorkerSettings) -> Engine:

@@ -178,6 +178,7 @@ class Worker:
             "retried": tally.retried,
             "device": str(engine.device),
             "precision": engine.autocast_name,
+            "ensemble": engine.ensemble,
             "model_version": model_version(engine),
             "analyser": self._analyser_name,
             "stopping": self._stop_requested.is_set(),

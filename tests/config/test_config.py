@@ -286,6 +286,7 @@ def test_unknown_profile_is_refused_with_a_suggestion(tmp_path: Path) -> None:
         ("[worker]\nnice = 20", "nice must be 0-19"),
         ("[worker]\ntile = 8", r"tile must be 0 \(auto: chosen per device\) or at least 16"),
         ("[worker]\ntile = -1", "tile must be 0"),
+        ("[worker]\nensemble = 3", "ensemble must be one of 1, 2, 4, 8, got 3"),
         ("[worker]\nbackoff_base_seconds = 10\nbackoff_max_seconds = 5", "backoff_max_seconds"),
         ("[profiles.default]\nstrength = 1.5", "strength must be between 0 and 1"),
         ('[retention]\nschedule = "nightly"', "5-field cron"),

@@ -87,6 +87,20 @@ def test_noise_goes_down_at_default_settings(tmp_path, capsys) -> None:
     assert record["after"]["noise_sigma"] < record["before"]["noise_sigma"]
 
 
+def test_ensemble_option_restores_and_unknown_sizes_are_refused(tmp_path, capsys) -> None:
+    needs_analyser()
+    source = write(tmp_path / "noisy.png", noisy_scene(128, 128))
+    assert run_cli("-o", str(tmp_path / "one"), "--json", str(source)) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert run_cli("-o", str(tmp_path / "two"), "--ensemble", "2", "--json", str(source)) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert two["after"]["noise_sigma"] < two["before"]["noise_sigma"]
+    assert not np.array_equal(load_image(Path(one["output"])).pixels, load_image(Path(two["output"])).pixels)
+    with pytest.raises(SystemExit) as refused:
+        run_cli("-o", str(tmp_path / "three"), "--ensemble", "3", str(source))
+    assert refused.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
 def test_alpha_is_carried_through_untouched(tmp_path) -> None:
     alpha = np.random.default_rng(3).integers(0, 256, size=(72, 96), dtype=np.uint8)
     source = write(tmp_path / "alpha.png", noisy_scene(), alpha=alpha)

@@ -79,6 +79,7 @@ class FakeEngine:
     def __init__(self, fail: Callable[[int], BaseException | None] | None = None, name: str = "fake") -> None:
         self.device = "cpu"
         self.autocast_name = "fp32"
+        self.ensemble = 1
         self.descriptor = SimpleNamespace(name=name, version="1", scale=1)
         self.fail = fail or (lambda tag: None)
         self.seen: list[int] = []
@@ -469,6 +470,7 @@ def test_nothing_is_claimed_while_paused(make: Callable[..., Harness]) -> None:
         storage.set_paused(session, True)
     assert h.step() == 0 and h.image(image_id).state is ImageState.QUEUED
     assert h.worker.status()["paused"] is True
+    assert h.worker.status()["ensemble"] == 1
     with h.sessions.begin() as session:
         storage.set_paused(session, False)
     assert h.step() == 1
@@ -634,6 +636,15 @@ def test_worker_tile_zero_lets_the_engine_choose_per_device(tmp_path: Path, tile
     )
     assert engine_settings(settings.worker).tile == (tile or None)
     assert load_engine(BUILTIN, settings.worker).tile == engine_tile
+
+
+def test_worker_ensemble_reaches_the_engine_and_its_status(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, cwd=tmp_path, environ={"ENHANCERD_WORKER_ENSEMBLE": "4"}, overrides={"worker.device": "cpu"}
+    )
+    assert settings.worker.ensemble == 4
+    assert load_engine(BUILTIN, settings.worker).ensemble == 4
+    assert load_settings(None, cwd=tmp_path, environ={}).worker.ensemble == 1
 
 
 def test_an_image_whose_worker_keeps_dying_fails_as_crashed_and_is_counted(make: Callable[..., Harness]) -> None:
