@@ -4,7 +4,8 @@
 
 Images are photo-like and synthetic (scikit-image's astronaut, enlarged, with fine texture and sigma-15 noise),
 4 MP (2304x1728) and 12 MP (4000x3000). Rows:
-- model: the engine alone (tiling, batching, stitching) at default settings, plus fp32 for comparison;
+- model: the engine alone (tiling, batching, stitching) at default settings, plus fp32 for comparison, and with
+  2 and 8 self-ensemble views (``--ensemble``; what the quality they buy costs in time);
 - pipeline: decode -> analyse -> engine -> blend -> encode (JPEG in, JPEG out) through core.pipeline, with the
   time of each stage; "model+blend" MP/s is the target figure (>= 1 MP/s on the 2-core CPU);
 - 1 MP x N: image-at-a-time versus cross-image batching through one ``Engine.run``;
@@ -108,6 +109,12 @@ def model_rows(images: dict[str, np.ndarray], model: Path | None, quick: bool) -
             batch = engine.batch_size((engine.tile, engine.tile))
             label = f"{engine.autocast_name}, tile {engine.tile}, context {engine.context}, batch {batch}"
             rows.append(Row("model (engine)", name, "cpu", label, image.size / 3e6, seconds, peak_rss_mb()))
+    for views in () if quick else (2, 8):
+        engine = engine_for(model, device="cpu", ensemble=views)
+        image = images["4 MP"]
+        seconds = timed(lambda engine=engine, image=image: engine.restore(image))
+        label = f"{engine.autocast_name}, tile {engine.tile}, ensemble {views} views"
+        rows.append(Row("model (engine)", "4 MP", "cpu", label, image.size / 3e6, seconds, peak_rss_mb()))
     return rows
 
 

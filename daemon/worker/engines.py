@@ -52,8 +52,10 @@ def load_engine(model: str, worker: WorkerSettings) -> Engine:
 
 
 def model_version(engine: Engine) -> str:
-    """What is recorded with each image (and part of the duplicate key): ``<model name>@<version>``."""
-    return f"{engine.descriptor.name}@{engine.descriptor.version}"
+    """What is recorded with each image (and part of the duplicate key): ``<model name>@<version>``, plus
+    ``+ensemble<N>`` when the engine averages N views, since that changes the output as a new model would."""
+    views = f"+ensemble{engine.ensemble}" if engine.ensemble > 1 else ""
+    return f"{engine.descriptor.name}@{engine.descriptor.version}{views}"
 
 
 class Engines:

@@ -28,7 +28,7 @@ from core.engine import DEFAULT_CPU_TILE
 from daemon.intake import Intake, IntakeRequest
 from daemon.metrics import Metrics
 from daemon.worker import Engines, LeaseKeeper, Worker, WorkerThread
-from daemon.worker.engines import BUILTIN, engine_settings, load_engine
+from daemon.worker.engines import BUILTIN, engine_settings, load_engine, model_version
 from daemon.worker.files import move_to_free_name, remove_temp_files, upload_part_path
 from daemon.worker.leases import is_dead_owner
 from daemon.worker.naming import candidates, choose_free, error_note, is_candidate_of, mirrored, output_name
@@ -638,12 +638,14 @@ def test_worker_tile_zero_lets_the_engine_choose_per_device(tmp_path: Path, tile
     assert load_engine(BUILTIN, settings.worker).tile == engine_tile
 
 
-def test_worker_ensemble_reaches_the_engine_and_its_status(tmp_path: Path) -> None:
+def test_worker_ensemble_reaches_the_engine_and_the_recorded_model_version(tmp_path: Path) -> None:
     settings = load_settings(
         None, cwd=tmp_path, environ={"ENHANCERD_WORKER_ENSEMBLE": "4"}, overrides={"worker.device": "cpu"}
     )
     assert settings.worker.ensemble == 4
-    assert load_engine(BUILTIN, settings.worker).ensemble == 4
+    engine = load_engine(BUILTIN, settings.worker)
+    assert engine.ensemble == 4
+    assert model_version(engine) == f"{engine.descriptor.name}@{engine.descriptor.version}+ensemble4"
     assert load_settings(None, cwd=tmp_path, environ={}).worker.ensemble == 1
 
 
