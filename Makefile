@@ -35,7 +35,7 @@ test: venv-dev
 BENCH_ENV := OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1
 bench: venv-dev
 	$(BENCH_ENV) $(BIN)/python -m bench.analysis
-	$(BENCH_ENV) $(BIN)/python -m bench.quality
+	$(BENCH_ENV) $(BIN)/python -m bench.quality --ensemble 8
 	$(BENCH_ENV) $(BIN)/python -m bench.speed
 	$(BENCH_ENV) $(BIN)/python -m bench.daemon
 	$(BENCH_ENV) $(BIN)/python -m bench.api

@@ -88,3 +88,18 @@ def test_the_engine_averages_the_views_of_a_one_tile_image() -> None:
     expected = (plain.restore(image) + back) / 2
     assert np.allclose(two, expected, atol=1e-5)
     assert not np.allclose(two, plain.restore(image), atol=1e-4)
+
+
+def test_an_upscaling_model_keeps_its_output_size_with_eight_views() -> None:
+    class Nearest2(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    descriptor = ModelDescriptor(
+        Nearest2(), "test", "0", "test", scale=2, tile_multiple=1, context=2, receptive_field=1
+    )
+    image = np.random.default_rng(6).random((20, 36, 3), dtype=np.float32)
+    settings = EngineSettings(device="cpu", precision="fp32", tile=32, blend=2, ensemble=8)
+    out = Engine(descriptor, settings).restore(image)
+    assert out.shape == (40, 72, 3)
+    assert np.allclose(out, image.repeat(2, axis=0).repeat(2, axis=1), atol=1e-6)  # equivariant: views agree
