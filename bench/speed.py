@@ -5,7 +5,7 @@
 Images are photo-like and synthetic (scikit-image's astronaut, enlarged, with fine texture and sigma-15 noise),
 4 MP (2304x1728) and 12 MP (4000x3000). Rows:
 - model: the engine alone (tiling, batching, stitching) at default settings, plus fp32 for comparison, and with
-  2 and 8 self-ensemble views (``--ensemble``; what the quality they buy costs in time);
+  2 and 8 self-ensemble views (the ``ensemble`` setting: what the quality they buy costs in time);
 - pipeline: decode -> analyse -> engine -> blend -> encode (JPEG in, JPEG out) through core.pipeline, with the
   time of each stage; "model+blend" MP/s is the target figure (>= 1 MP/s on the 2-core CPU);
 - 1 MP x N: image-at-a-time versus cross-image batching through one ``Engine.run``;
