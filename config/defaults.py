@@ -141,6 +141,10 @@ PROFILE_MODEL: str | None = None
 PROFILE_QUALITY = 95
 """Encoder quality for lossy outputs (JPEG, WebP), 1-100."""
 
+PROFILE_ENSEMBLE = 0
+"""Self-ensemble views for this profile's images (1, 2, 4 or 8); 0 = ``[worker] ensemble``. Lets an archive inbox
+spend 8x the model time per image while a bulk inbox beside it stays fast."""
+
 # --- [watcher] ----------------------------------------------------------------------------------------------------
 
 WATCHER_SETTLE_SECONDS = 2.0

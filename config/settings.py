@@ -122,6 +122,7 @@ class ProfileSettings:
     strength: float = d.PROFILE_STRENGTH
     model: str | None = d.PROFILE_MODEL
     quality: int = d.PROFILE_QUALITY
+    ensemble: int = d.PROFILE_ENSEMBLE
 
 
 @dataclass(frozen=True)

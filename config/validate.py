@@ -78,6 +78,11 @@ def _ranges(s: Settings) -> list[str]:
             problems.append(f"[profiles.{profile.name}] strength must be between 0 and 1, got {profile.strength}")
         if not 1 <= profile.quality <= 100:
             problems.append(f"[profiles.{profile.name}] quality must be 1-100, got {profile.quality}")
+        if profile.ensemble not in (0, *d.WORKER_ENSEMBLE_SIZES):
+            problems.append(
+                f"[profiles.{profile.name}] ensemble must be 0 (the worker's) or one of "
+                f"{', '.join(map(str, d.WORKER_ENSEMBLE_SIZES))}, got {profile.ensemble}"
+            )
     for inbox in s.inboxes:
         problems += _inbox_ranges(inbox)
     return problems

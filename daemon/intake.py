@@ -83,6 +83,8 @@ class Intake:
         parameters: dict[str, Any] = {"strength": profile.strength}
         if profile.model:
             parameters["model"] = profile.model
+        if profile.ensemble:
+            parameters["ensemble"] = profile.ensemble
         return parameters
 
     def is_known(self, path: Path, size: int, mtime_ns: int) -> bool:

@@ -234,7 +234,9 @@ class Service:
             default = load_engine(worker.model, worker)
         except (ModelLoadError, ValueError) as error:  # a wrong path or device is a configuration problem
             raise ServiceError(f"[worker] model/device: {error}", code=2) from error
-        return Engines(default, default_model=worker.model, loader=lambda model: load_engine(model, worker))
+        return Engines(
+            default, default_model=worker.model, loader=lambda model, views: load_engine(model, worker, views)
+        )
 
     # --- run and stop ---------------------------------------------------------------------------------------------
 

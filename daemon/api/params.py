@@ -52,6 +52,8 @@ class Field:
     maximum: float | None = None
     enum: tuple[str, ...] = ()
     """Allowed values (for ``array``: of its items)."""
+    values: tuple[int, ...] = ()
+    """Allowed values of an ``integer`` (documented as its enum)."""
     default: Any = None
     required: bool = False
     nullable: bool = False
@@ -81,8 +83,8 @@ class Field:
             schema = {"type": "string", "format": "date-time"}
         else:
             schema = {"type": self.kind}
-            if self.enum:
-                schema["enum"] = list(self.enum)
+            if self.enum or self.values:
+                schema["enum"] = list(self.enum or self.values)
             elif self.choices is not None and choices is not None and self.choices in choices:
                 schema["enum"] = list(choices[self.choices])
             if self.minimum is not None:
@@ -249,6 +251,8 @@ def _from_json(field: Field, value: Any) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"must be an integer, got {_json_type(value)}")
+        if field.values and value not in field.values:
+            raise ValueError(f"must be one of {', '.join(map(str, field.values))}, got {value}")
         return _check_range(field, value)
     if field.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):

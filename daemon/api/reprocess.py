@@ -17,6 +17,7 @@ from flask import Blueprint, Response, jsonify
 
 import storage
 from config import Settings
+from config.defaults import WORKER_ENSEMBLE_SIZES
 from daemon.api.errors import Problem
 from daemon.api.files import original_file
 from daemon.api.filters import FILTER_FIELDS, has_condition, image_filter
@@ -44,6 +45,13 @@ PARAMETER_FIELDS = (
         max_length=200,
         choices="models",
     ),
+    Field(
+        "ensemble",
+        "integer",
+        "Views the model averages for this image: 1, 2, 4 or 8 (better restoration for N times the model time); "
+        "the default is the inbox profile's, else `[worker] ensemble`.",
+        values=WORKER_ENSEMBLE_SIZES,
+    ),
 )
 
 BULK_FIELDS = (
@@ -65,7 +73,7 @@ OPERATIONS = (
         "POST",
         "/api/v1/images/{image_id}/reprocess",
         "reprocessImage",
-        "Enhance an image again, optionally with another strength or model",
+        "Enhance an image again, optionally with another strength, model or ensemble",
         "reprocess",
         description="409 when the image is still queued or processing, or when its original is gone.",
         path_params=(IMAGE_ID,),
@@ -179,6 +187,8 @@ def _parameters(settings: Settings, values: dict[str, Any]) -> dict[str, Any]:
                 errors=["model: unknown"],
             )
         parameters["model"] = values["model"]
+    if "ensemble" in values:
+        parameters["ensemble"] = int(values["ensemble"])
     return parameters
 
 

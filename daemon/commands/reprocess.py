@@ -1,4 +1,5 @@
-"""``enhancerd reprocess ID... [--strength F] [--model M]``: send images back to the queue, over the API."""
+"""``enhancerd reprocess ID... [--strength F] [--model M] [--ensemble N]``: send images back to the queue, over
+the API."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("ids", nargs="+", type=int, metavar="ID", help="image ids (see GET /api/v1/images)")
     parser.add_argument("--strength", type=float, help="0 (unchanged) .. 1 (full effect); default: as before")
     parser.add_argument("--model", help="a model the daemon knows; default: as before")
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        choices=(1, 2, 4, 8),
+        metavar="N",
+        help="views to average: 1, 2, 4 or 8; default: as before",
+    )
     add_connection_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -26,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         body["strength"] = args.strength
     if args.model is not None:
         body["model"] = args.model
+    if args.ensemble is not None:
+        body["ensemble"] = args.ensemble
     try:
         client = ApiClient.from_args(args)
     except ApiClientError as exc:

@@ -29,26 +29,27 @@ class ModelUnavailable(Exception):
     """A model a profile names cannot be loaded; the message says why."""
 
 
-def engine_settings(worker: WorkerSettings) -> EngineSettings:
-    """The engine's settings for the ``[worker]`` table; ``tile = 0`` (auto) leaves the tile to the engine's device."""
+def engine_settings(worker: WorkerSettings, ensemble: int | None = None) -> EngineSettings:
+    """The engine's settings for the ``[worker]`` table; ``tile = 0`` (auto) leaves the tile to the engine's device.
+    ``ensemble`` (a profile's or a reprocess request's) replaces ``[worker] ensemble``."""
     from core.engine import EngineSettings
 
     tile = worker.tile or None
     return EngineSettings(
         device=worker.device.value,
         tile=tile,
-        ensemble=worker.ensemble,
+        ensemble=ensemble or worker.ensemble,
         max_images_in_flight=max(16, 2 * worker.batch_size),
     )
 
 
-def load_engine(model: str, worker: WorkerSettings) -> Engine:
+def load_engine(model: str, worker: WorkerSettings, ensemble: int | None = None) -> Engine:
     """Load ``model`` (``builtin`` or a weights file) onto the configured device."""
     from core.engine import Engine
     from core.model_loader import load_model
 
     descriptor = load_model(None if model == BUILTIN else model)
-    return Engine(descriptor, engine_settings(worker))
+    return Engine(descriptor, engine_settings(worker, ensemble))
 
 
 def model_version(engine: Engine) -> str:
@@ -58,48 +59,57 @@ def model_version(engine: Engine) -> str:
     return f"{engine.descriptor.name}@{engine.descriptor.version}{views}"
 
 
+EngineKey = tuple[str, int]
+"""(model name, ensemble views) of a cached engine."""
+
+
 class Engines:
-    """The configured engine plus a small cache of profile engines; safe to use from one worker thread at a time."""
+    """The configured engine plus a small cache of engines for other models or views (profiles, reprocess requests);
+    safe to use from one worker thread at a time."""
 
     def __init__(
         self,
         default: Engine,
         *,
         default_model: str = BUILTIN,
-        loader: Callable[[str], Engine] | None = None,
+        loader: Callable[[str, int], Engine] | None = None,
         max_extra: int = MAX_EXTRA_ENGINES,
     ) -> None:
         self.default = default
         self._default_model = default_model
         self._loader = loader
         self._max_extra = max_extra
-        self._extra: OrderedDict[str, Engine] = OrderedDict()
+        self._extra: OrderedDict[EngineKey, Engine] = OrderedDict()
         self._lock = threading.Lock()
 
-    def is_default(self, model: str | None) -> bool:
-        return model in (None, "", self._default_model) or (model == BUILTIN and self._default_model == BUILTIN)
+    def is_default(self, model: str | None, ensemble: int | None = None) -> bool:
+        """Whether a row's ``model`` and ``ensemble`` parameters (None: the configured ones) mean the default engine."""
+        same_model = model in (None, "", self._default_model) or (model == BUILTIN and self._default_model == BUILTIN)
+        return same_model and ensemble in (None, self.default.ensemble)
 
-    def get(self, model: str | None) -> Engine:
-        """The engine for a row's ``model`` parameter (None: the configured one); raises :class:`ModelUnavailable`."""
-        if self.is_default(model):
+    def get(self, model: str | None, ensemble: int | None = None) -> Engine:
+        """The engine for a row's ``model`` and ``ensemble`` parameters (None: the configured ones); raises
+        :class:`ModelUnavailable`."""
+        if self.is_default(model, ensemble):
             return self.default
-        assert model is not None
+        key = (model or self._default_model, ensemble or self.default.ensemble)
         with self._lock:
-            if model in self._extra:
-                self._extra.move_to_end(model)
-                return self._extra[model]
+            if key in self._extra:
+                self._extra.move_to_end(key)
+                return self._extra[key]
+        name = key[0] if key[1] == 1 else f"{key[0]} with {key[1]} views"
         if self._loader is None:
-            raise ModelUnavailable(f"model {model!r} is not loaded in this daemon")
+            raise ModelUnavailable(f"model {name!r} is not loaded in this daemon")
         try:
-            engine = self._loader(model)
+            engine = self._loader(*key)
         except Exception as error:
-            raise ModelUnavailable(f"model {model!r} cannot be loaded: {error}") from error
-        log.info("loaded model %s (%s) for a profile", model, model_version(engine))
+            raise ModelUnavailable(f"model {name!r} cannot be loaded: {error}") from error
+        log.info("loaded model %s (%s) for a profile or request", key[0], model_version(engine))
         with self._lock:
-            self._extra[model] = engine
+            self._extra[key] = engine
             while len(self._extra) > self._max_extra:
                 dropped, _ = self._extra.popitem(last=False)
-                log.info("unloaded model %s (least recently used)", dropped)
+                log.info("unloaded model %s with %d view(s) (least recently used)", *dropped)
         return engine
 
     def all(self) -> list[Engine]:

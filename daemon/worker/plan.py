@@ -65,6 +65,8 @@ class Task:
     strength: float
     model: str | None
     jpeg_quality: int | None
+    ensemble: int | None = None
+    """Views the model averages for this image (None: the engine's own, ``[worker] ensemble``)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ class Planner:
             strength=float(parameters.get("strength", profile.strength)),
             model=parameters.get("model") or None,
             jpeg_quality=quality,
+            ensemble=int(parameters.get("ensemble") or 0) or None,
         )
 
     @staticmethod

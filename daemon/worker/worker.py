@@ -226,8 +226,8 @@ class Worker:
             tasks_by_id.update((task.image_id, task) for task in tasks)
             for outcome in early:
                 report(outcome)
-            for model, group in _by_model(tasks, self._engines).items():
-                self._run_group(model, group, report)
+            for (model, ensemble), group in _by_engine(tasks, self._engines).items():
+                self._run_group(model, ensemble, group, report)
         except Exception as error:  # planning failed (database busy?): give the batch a retry, never lose it
             log.exception("batch of %d image(s) failed before processing", len(images))
             for image_id in ids:
@@ -243,9 +243,11 @@ class Worker:
                 self._metrics.oom_splits.inc(max(0, splits - self._last_splits))
                 self._last_splits = splits
 
-    def _run_group(self, model: str | None, tasks: list[Task], report: Callable[..., None]) -> None:
+    def _run_group(
+        self, model: str | None, ensemble: int | None, tasks: list[Task], report: Callable[..., None]
+    ) -> None:
         try:
-            engine = self._engines.get(model)
+            engine = self._engines.get(model, ensemble)
         except ModelUnavailable as error:
             for task in tasks:
                 report(Outcome(task.image_id, OutcomeKind.FAILED, str(error)))
@@ -283,9 +285,10 @@ class Worker:
             recovery.settle_originals()
 
 
-def _by_model(tasks: Sequence[Task], engines: Engines) -> dict[str | None, list[Task]]:
-    """Tasks per engine (None: the configured one), in claim order."""
-    groups: dict[str | None, list[Task]] = {}
+def _by_engine(tasks: Sequence[Task], engines: Engines) -> dict[tuple[str | None, int | None], list[Task]]:
+    """Tasks per engine, keyed by (model, ensemble) with (None, None) for the configured one, in claim order."""
+    groups: dict[tuple[str | None, int | None], list[Task]] = {}
     for task in tasks:
-        groups.setdefault(None if engines.is_default(task.model) else task.model, []).append(task)
+        key = (None, None) if engines.is_default(task.model, task.ensemble) else (task.model, task.ensemble)
+        groups.setdefault(key, []).append(task)
     return groups

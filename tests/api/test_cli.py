@@ -63,6 +63,9 @@ def test_reprocess_ids(live, library, capsys) -> None:
     assert err[1] == "enhancerd reprocess: image 999: 404 image 999 does not exist"
     assert main(["reprocess", str(good), "--strength", "7", "--url", live, *TOKEN_ARGS]) == 1
     assert "422" in capsys.readouterr().err
+    other = library.add()
+    assert main(["reprocess", str(other), "--ensemble", "8", "--url", live, *TOKEN_ARGS]) == 0
+    assert capsys.readouterr().out.strip() == f"image {other}: queued (strength 1.0, ensemble 8)"
 
 
 @pytest.mark.parametrize("settings_overrides", [{"inbox.0.retention.outputs_days": "1"}])

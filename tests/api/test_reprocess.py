@@ -32,6 +32,15 @@ def test_reprocess_a_known_model(api, library) -> None:
     assert response.status_code == 202 and response.json["parameters"]["model"] == "builtin"
 
 
+@pytest.mark.parametrize(("ensemble", "status"), [(8, 202), (1, 202), (3, 422), (16, 422), (0, 422)])
+def test_reprocess_with_an_ensemble(api, library, ensemble: int, status: int) -> None:
+    image_id = library.add()
+    response = api.post(f"/api/v1/images/{image_id}/reprocess", {"ensemble": ensemble})
+    assert response.status_code == status, response.json
+    if status == 202:
+        assert response.json["parameters"] == {"strength": 1.0, "ensemble": ensemble}
+
+
 def test_reprocess_of_a_deleted_original_is_409(api, library) -> None:
     image_id = library.add(original="delete")
     response = api.post(f"/api/v1/images/{image_id}/reprocess", {"strength": 0.5})

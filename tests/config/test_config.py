@@ -289,6 +289,7 @@ def test_unknown_profile_is_refused_with_a_suggestion(tmp_path: Path) -> None:
         ("[worker]\nensemble = 3", "ensemble must be one of 1, 2, 4, 8, got 3"),
         ("[worker]\nbackoff_base_seconds = 10\nbackoff_max_seconds = 5", "backoff_max_seconds"),
         ("[profiles.default]\nstrength = 1.5", "strength must be between 0 and 1"),
+        ("[profiles.default]\nensemble = 3", r"ensemble must be 0 \(the worker's\) or one of 1, 2, 4, 8, got 3"),
         ('[retention]\nschedule = "nightly"', "5-field cron"),
         ("[retention]\noutputs_days = -1", "must not be negative"),
         ('[logging]\nlevel = "LOUD"', "level must be one of"),

@@ -80,6 +80,15 @@ def test_parameters_come_from_the_inbox_profile(intake: Intake) -> None:
     assert intake.parameters_for(name)["strength"] == intake._settings.profile("default").strength
 
 
+def test_a_profile_ensemble_is_recorded_so_it_joins_the_duplicate_key(intake: Intake, tmp_path: Path) -> None:
+    name = intake._settings.inboxes[0].name
+    assert "ensemble" not in intake.parameters_for(name)  # 0: the worker's views, recorded as nothing
+    config = tmp_path / "archive.toml"
+    config.write_text('[[inbox]]\npath = "in"\nprofile = "archive"\n[profiles.archive]\nensemble = 8\n')
+    archive = Intake(load_settings(config, environ={}), intake._sessions, model_version="test-1")
+    assert archive.parameters_for(archive._settings.inboxes[0].name) == {"strength": 1.0, "ensemble": 8}
+
+
 def test_hash_file_is_sha256(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"abc")

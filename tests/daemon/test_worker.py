@@ -76,10 +76,12 @@ class Clock:
 class FakeEngine:
     """Stands in for ``core.engine.Engine``: ``fail(tag)`` may return an exception to raise for that image."""
 
-    def __init__(self, fail: Callable[[int], BaseException | None] | None = None, name: str = "fake") -> None:
+    def __init__(
+        self, fail: Callable[[int], BaseException | None] | None = None, name: str = "fake", ensemble: int = 1
+    ) -> None:
         self.device = "cpu"
         self.autocast_name = "fp32"
-        self.ensemble = 1
+        self.ensemble = ensemble
         self.descriptor = SimpleNamespace(name=name, version="1", scale=1)
         self.fail = fail or (lambda tag: None)
         self.seen: list[int] = []
@@ -175,7 +177,7 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     """``make(**overrides)`` builds a harness (worker initialized); everything is shut down after the test."""
     built: list[Harness] = []
 
-    def build(engine: FakeEngine | None = None, **overrides: Any) -> Harness:
+    def build(engine: FakeEngine | None = None, engines: Engines | None = None, **overrides: Any) -> Harness:
         values: dict[str, Any] = {"worker.max_wait_ms": 0, "worker.backoff_base_seconds": 10.0}
         values.update({key.replace("__", "."): value for key, value in overrides.items()})
         settings = load_settings(None, cwd=tmp_path, environ={}, overrides=values)
@@ -189,7 +191,7 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         worker = Worker(
             settings,
             sessions,
-            Engines(engine),  # type: ignore[arg-type]
+            engines or Engines(engine),  # type: ignore[arg-type]
             analyse=size_only_analyse,
             analyser_name="size-only (test)",
             metrics=metrics,
@@ -487,6 +489,27 @@ def test_batches_are_limited_and_model_parameters_choose_the_engine(make: Callab
     image = h.image(ids[0])
     assert image.state is ImageState.FAILED and "missing.safetensors" in image.error
     assert (h.output / "b0.png").exists()  # the old output stays
+
+
+def test_an_ensemble_parameter_runs_on_an_engine_with_those_views_and_is_recorded(
+    make: Callable[..., Harness],
+) -> None:
+    loaded: list[tuple[str, int]] = []
+
+    def loader(model: str, views: int) -> FakeEngine:
+        loaded.append((model, views))
+        return FakeEngine(ensemble=views)
+
+    default = FakeEngine()
+    h = make(engine=default, engines=Engines(default, loader=loader))  # type: ignore[arg-type]
+    ids = [h.add(f"e{i}.png", png_bytes(60 + i)) for i in range(2)]
+    assert h.step() == 2 and default.seen == ids and loaded == []
+    h.reprocess(ids[0], ensemble=8)
+    h.reprocess(ids[1], ensemble=1)  # the configured views: the default engine, nothing loaded
+    assert h.step() == 2
+    assert loaded == [("builtin", 8)] and default.seen == [*ids, ids[1]]
+    assert h.image(ids[0]).model_version == "fake@1+ensemble8" and h.image(ids[1]).model_version == "fake@1"
+    assert all(h.image(i).state is ImageState.DONE for i in ids)
 
 
 def test_stopping_gives_unfinished_images_back_without_counting_the_attempt(make: Callable[..., Harness]) -> None:
