@@ -30,7 +30,7 @@ from core.analysis import analyze
 from core.blend import blend
 from core.degrade import blur_noise_jpeg, gaussian_noise, jpeg_compress, quantize
 from core.device import autocast_dtype
-from core.ensemble import ensemble_forward
+from core.ensemble import ENSEMBLE_SIZES, ensemble_forward
 from core.metrics import psnr, ssim
 from core.tone import apply_tone, plan_tone
 from core.train import list_images, load_rgb
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="images per set (0: all)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--weights", type=Path, default=None, help="a .safetensors file (default: the shipped model)")
-    parser.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8), help="add a column: model x N views")
+    parser.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, help="add a column: model x N views")
     args = parser.parse_args(argv)
     rows = run(args.data, args.limit or 10**6, args.precision, args.weights, args.ensemble)
     card = (load_weights(args.weights) if args.weights else load_builtin()).card

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from config.defaults import WORKER_ENSEMBLE_SIZES
 from daemon.commands.inputs import expand_inputs
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--ensemble",
         type=int,
         default=1,
-        choices=(1, 2, 4, 8),
+        choices=WORKER_ENSEMBLE_SIZES,
         metavar="N",
         help="views of each tile to average: 1 (default), 2, 4 or 8; a little better for N times the model time",
     )

@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from config.defaults import WORKER_ENSEMBLE_SIZES
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from daemon.api.client import add_connection_arguments
@@ -18,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ensemble",
         type=int,
-        choices=(1, 2, 4, 8),
+        choices=WORKER_ENSEMBLE_SIZES,
         metavar="N",
         help="views to average: 1, 2, 4 or 8; default: as before",
     )

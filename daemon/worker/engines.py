@@ -82,17 +82,20 @@ class Engines:
         self._extra: OrderedDict[EngineKey, Engine] = OrderedDict()
         self._lock = threading.Lock()
 
-    def is_default(self, model: str | None, ensemble: int | None = None) -> bool:
-        """Whether a row's ``model`` and ``ensemble`` parameters (None: the configured ones) mean the default engine."""
+    def key(self, model: str | None, ensemble: int | None = None) -> EngineKey | None:
+        """The engine a row's ``model`` and ``ensemble`` parameters (None: the configured ones) ask for: None for the
+        default engine, else (model, views), so rows spelling the same engine differently share it."""
         same_model = model in (None, "", self._default_model) or (model == BUILTIN and self._default_model == BUILTIN)
-        return same_model and ensemble in (None, self.default.ensemble)
+        if same_model and ensemble in (None, self.default.ensemble):
+            return None
+        return (model or self._default_model, ensemble or self.default.ensemble)
 
     def get(self, model: str | None, ensemble: int | None = None) -> Engine:
         """The engine for a row's ``model`` and ``ensemble`` parameters (None: the configured ones); raises
         :class:`ModelUnavailable`."""
-        if self.is_default(model, ensemble):
+        key = self.key(model, ensemble)
+        if key is None:
             return self.default
-        key = (model or self._default_model, ensemble or self.default.ensemble)
         with self._lock:
             if key in self._extra:
                 self._extra.move_to_end(key)

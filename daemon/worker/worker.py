@@ -24,7 +24,7 @@ from daemon.metrics import Metrics
 from daemon.worker.analysis import Analyse
 from daemon.worker.batch import BatchRunner
 from daemon.worker.committer import Committer
-from daemon.worker.engines import Engines, ModelUnavailable, model_version
+from daemon.worker.engines import EngineKey, Engines, ModelUnavailable, model_version
 from daemon.worker.leases import LeaseKeeper, make_owner
 from daemon.worker.originals import Originals
 from daemon.worker.outcome import Outcome, OutcomeKind
@@ -226,8 +226,8 @@ class Worker:
             tasks_by_id.update((task.image_id, task) for task in tasks)
             for outcome in early:
                 report(outcome)
-            for (model, ensemble), group in _by_engine(tasks, self._engines).items():
-                self._run_group(model, ensemble, group, report)
+            for key, group in _by_engine(tasks, self._engines).items():
+                self._run_group(key, group, report)
         except Exception as error:  # planning failed (database busy?): give the batch a retry, never lose it
             log.exception("batch of %d image(s) failed before processing", len(images))
             for image_id in ids:
@@ -243,11 +243,9 @@ class Worker:
                 self._metrics.oom_splits.inc(max(0, splits - self._last_splits))
                 self._last_splits = splits
 
-    def _run_group(
-        self, model: str | None, ensemble: int | None, tasks: list[Task], report: Callable[..., None]
-    ) -> None:
+    def _run_group(self, key: EngineKey | None, tasks: list[Task], report: Callable[..., None]) -> None:
         try:
-            engine = self._engines.get(model, ensemble)
+            engine = self._engines.get(*key) if key is not None else self._engines.default
         except ModelUnavailable as error:
             for task in tasks:
                 report(Outcome(task.image_id, OutcomeKind.FAILED, str(error)))
@@ -285,10 +283,9 @@ class Worker:
             recovery.settle_originals()
 
 
-def _by_engine(tasks: Sequence[Task], engines: Engines) -> dict[tuple[str | None, int | None], list[Task]]:
-    """Tasks per engine, keyed by (model, ensemble) with (None, None) for the configured one, in claim order."""
-    groups: dict[tuple[str | None, int | None], list[Task]] = {}
+def _by_engine(tasks: Sequence[Task], engines: Engines) -> dict[EngineKey | None, list[Task]]:
+    """Tasks per engine (:meth:`Engines.key`; None: the configured one), in claim order."""
+    groups: dict[EngineKey | None, list[Task]] = {}
     for task in tasks:
-        key = (None, None) if engines.is_default(task.model, task.ensemble) else (task.model, task.ensemble)
-        groups.setdefault(key, []).append(task)
+        groups.setdefault(engines.key(task.model, task.ensemble), []).append(task)
     return groups
