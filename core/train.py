@@ -245,6 +245,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def starting_config(args: argparse.Namespace) -> RestorerConfig:
+    """The architecture to train: a resumed run's own, else that of the weights it starts from, else the default.
+
+    So a network grown by ``core.grow`` trains (and resumes) as itself without an architecture flag.
+    """
+    last = args.run / "last.pt"
+    if args.resume and last.exists():
+        saved = torch.load(last, map_location="cpu", weights_only=True).get("config")
+        return RestorerConfig.from_dict(saved) if saved else RestorerConfig()
+    if args.init_from is not None:
+        return load_weights(args.init_from).model.config
+    return RestorerConfig()
+
+
 def _init_from_export(weights_path: Path, model: Restorer, ema: Restorer) -> tuple[int, float]:
     """Load exported weights into both the model and its EMA; return the (step, seconds) their card records."""
     loaded = load_weights(weights_path)
@@ -279,7 +293,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     args.run.mkdir(parents=True, exist_ok=True)
     log = (args.run / "log.jsonl").open("a")
 
-    config = RestorerConfig()
+    config = starting_config(args)
     model = Restorer(config).to(device)
     ema = copy.deepcopy(model).eval()
     optimiser = build_optimiser(model, args.lr, device)
@@ -352,6 +366,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
                 "best_score": best_score,
                 "resumes": resumes,
                 "warm_start": warm_start,
+                "config": config.to_dict(),
             },
         )
         entry = {
