@@ -38,6 +38,7 @@ def build_card(config: RestorerConfig, checkpoint: dict[str, Any], version: str,
     }
     if "recipe" in checkpoint:
         entry["recipe"] = dict(checkpoint["recipe"])
+    entry["config"] = config.to_dict()  # core.grow can change the block counts between exports
     return {
         "name": "enhancerd-restorer",
         "version": version,
