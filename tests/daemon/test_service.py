@@ -161,6 +161,10 @@ class RecordingNotifier:
     def watchdog(self) -> bool:
         return self._add("WATCHDOG=1")
 
+    def has_sent(self, item: str) -> bool:
+        with self._lock:
+            return item in self.sent
+
     def stopping(self, status: str | None = None) -> bool:
         return self._add("STOPPING=1")
 
@@ -202,12 +206,20 @@ def test_service_runs_notifies_and_joins_every_thread(tmp_path: Path) -> None:
         assert status["worker"]["done"] == 1 and status["device"] == "cpu"
         assert status["model_version"].startswith("enhancerd-restorer@")
         assert status["watchers"][settings.inboxes[0].name]["alive"] is True
-        timer = threading.Timer(0.6, service.request_stop)
-        timer.start()
+
+        def stop_after_a_watchdog_ping() -> None:
+            # not a fixed delay: on a loaded machine the first ping can take longer than a few watchdog periods
+            deadline = time.monotonic() + 30
+            while not notifier.has_sent("WATCHDOG=1") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            service.request_stop()
+
+        stopper = threading.Thread(target=stop_after_a_watchdog_ping)
+        stopper.start()
         try:
             assert service.run_until_stopped() == 0
         finally:
-            timer.join()
+            stopper.join()
     finally:
         service.stop()
     assert notifier.sent[-1] == "STOPPING=1" and "WATCHDOG=1" in notifier.sent
