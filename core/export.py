@@ -54,7 +54,9 @@ def build_card(config: RestorerConfig, checkpoint: dict[str, Any], version: str,
         "history entry since records its run's crop and batch); from step 90,797 (0.1.5 on) 14 % of the samples are "
         "camera-order chains (lens blur, sensor noise, JPEG); from step 139,706 (0.1.6 on) fine-tuned with MSE loss on "
         "256x256 crops, batch 4, as the weight average (core.soup) of two runs with different seeds, whose steps and "
-        "minutes the card adds up; CPU only, bf16 autocast where the CPU has native bf16 "
+        "minutes the card adds up; from step 172,274 (0.2.0 on) grown by core.grow with one more residual block at "
+        "each of the two finest decoder levels (new blocks start as identities) and fine-tuned with MSE on 192x192 "
+        "crops, batch 4; CPU only, bf16 autocast where the CPU has native bf16 "
         "(fp32 otherwise); training log: core/weights/TRAINING.md",
         "validation_subset": (
             "first 8 CBSD68 (sigma 25, clean, mixed blur 1.0 -> sigma 8 -> q60) / LIVE1 (JPEG q10) images, "

@@ -22,7 +22,9 @@ class RestorerConfig:
     widths: tuple[int, ...] = (24, 48, 96, 192)
     encoder_blocks: tuple[int, ...] = (1, 2, 3)
     middle_blocks: int = 4
-    decoder_blocks: tuple[int, ...] = (1, 2, 3)
+    decoder_blocks: tuple[int, ...] = (2, 3, 3)
+    """Since 0.2.0 one more block at each of the two finest decoder levels (was 1, 2): grown with core.grow, they
+    gained +0.2 dB on the validation subset where one more middle block and level-3 decoder block gained nothing."""
     unshuffle: int = 2
     channels: int = 3
 

@@ -2,7 +2,7 @@
 
     python -m core.receptive [--model FILE] [--images DIR] [--limit N]
 
-The theoretical receptive field of the built-in U-Net is 552 px wide, but a trained network's output hardly
+The theoretical receptive field of the built-in U-Net is 576 px wide, but a trained network's output hardly
 depends on pixels that far away. For a context ``d`` we tile with *hard* seams (blend 0: the worst case) and
 compare with the whole-image output; the effective context is the smallest ``d`` whose largest difference is
 below 1/255 on damaged photos (noise, JPEG). :data:`core.descriptor.BUILTIN_CONTEXT` records the result.

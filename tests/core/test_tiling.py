@@ -111,17 +111,19 @@ def test_accumulate_with_scale_rebuilds_an_upscaled_image() -> None:
 
 @pytest.mark.slow
 def test_real_restorer_tiled_equals_whole_at_full_receptive_field() -> None:
-    """The built-in architecture with random weights, context 280 px (its 552 px receptive field): exact."""
+    """The built-in architecture with random weights, context half its theoretical receptive field: exact."""
     torch.manual_seed(0)
-    model = Restorer(RestorerConfig()).eval()
+    config = RestorerConfig()
+    model = Restorer(config).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.normal_(0.0, 0.02)
     descriptor = describe_restorer(model)
-    engine = Engine(descriptor, EngineSettings(device="cpu", precision="fp32", tile=608, context=280, blend=16))
+    context = config.receptive_field // 2
+    engine = Engine(descriptor, EngineSettings(device="cpu", precision="fp32", tile=608, context=context, blend=16))
     image = np.random.default_rng(4).random((640, 624, 3), dtype=np.float32)
     plan = engine.plan(640, 624)
-    assert len(plan.tiles) == 4
+    assert len(plan.tiles) >= 4
     reference = whole(engine.descriptor, image, plan.canvas)
     assert np.abs(reference - image).mean() > 1e-3  # the network is not the identity
     assert np.abs(engine.restore(image) - reference).max() <= 1e-4
