@@ -1,7 +1,6 @@
 """Grow a trained restorer by residual blocks without changing what it computes, so training can go on from it.
 
-    python -m core.grow --from core/weights/restorer.safetensors --middle-blocks 5 --decoder-blocks 1,2,4 \
-        --out runs/grown
+    python -m core.grow --from core/weights/restorer.safetensors --decoder-blocks 3,3,3 --out runs/grown
     python -m core.train --init-from runs/grown/restorer.safetensors ...
 
 Why: retraining a larger network from scratch costs the hundreds of CPU minutes the shipped one took. Every
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", type=Path, required=True, help="exported safetensors weights")
     parser.add_argument("--out", type=Path, required=True, help="folder for restorer.safetensors and its card")
     parser.add_argument("--encoder-blocks", type=_blocks, default=None, help="e.g. 1,2,3")
-    parser.add_argument("--decoder-blocks", type=_blocks, default=None, help="e.g. 1,2,4")
+    parser.add_argument("--decoder-blocks", type=_blocks, default=None, help="e.g. 3,3,3")
     parser.add_argument("--middle-blocks", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
