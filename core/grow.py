@@ -37,8 +37,9 @@ def check_growth(old: RestorerConfig, new: RestorerConfig) -> None:
 def grow(model: Restorer, config: RestorerConfig, seed: int = 0) -> Restorer:
     """A network with ``config``'s block counts holding all of ``model``'s weights; new blocks are identities."""
     check_growth(model.config, config)
-    torch.manual_seed(seed)  # the new blocks' first convolutions are random: make that reproducible
-    grown = Restorer(config)
+    with torch.random.fork_rng(devices=[]):  # reproducible new blocks without touching the caller's generator
+        torch.manual_seed(seed)
+        grown = Restorer(config)
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     if unexpected:
         raise ValueError(f"weights with no place in the grown network: {unexpected}")
