@@ -23,8 +23,9 @@ class RestorerConfig:
     encoder_blocks: tuple[int, ...] = (1, 2, 3)
     middle_blocks: int = 4
     decoder_blocks: tuple[int, ...] = (2, 3, 3)
-    """Since 0.2.0 one more block at each of the two finest decoder levels (was 1, 2): grown with core.grow, they
-    gained +0.2 dB on the validation subset where one more middle block and level-3 decoder block gained nothing."""
+    """Since 0.2.0 one more block at each of the two finest decoder levels (was 1, 2, 3): grown with core.grow, they
+    gained +0.3 dB (σ25 + q10 + mixed, validation subset) where one more middle and level-3 decoder block gained
+    nothing (core/weights/TRAINING.md)."""
     unshuffle: int = 2
     channels: int = 3
 
