@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     card["grown_from"] = {"version": loaded.version, "config": old.to_dict()}
     card["parameters"] = count_parameters(grown)
     card["flops_per_pixel"] = 2 * macs_per_pixel(config)
+    card["receptive_field_px"] = config.receptive_field
     export_weights(grown, card, args.out)
     print(
         f"grown {count_parameters(loaded.model) / 1e6:.2f} -> {count_parameters(grown) / 1e6:.2f} M parameters, "

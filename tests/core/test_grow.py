@@ -56,6 +56,7 @@ def test_command_writes_loadable_weights_and_training_starts_from_them(tmp_path:
     assert grown.model.config == replace(TINY, middle_blocks=2)
     assert grown.card["steps"] == 12 and grown.card["grown_from"]["version"] == "0.0.1"
     assert grown.card["parameters"] == count_parameters(grown.model)
+    assert grown.card["receptive_field_px"] == grown.model.config.receptive_field
     x = torch.rand(1, 3, 32, 32)
     original = load_weights(source).model
     with torch.no_grad():
