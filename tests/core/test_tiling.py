@@ -120,9 +120,11 @@ def test_real_restorer_tiled_equals_whole_at_full_receptive_field() -> None:
             parameter.normal_(0.0, 0.02)
     descriptor = describe_restorer(model)
     context = config.receptive_field // 2
-    engine = Engine(descriptor, EngineSettings(device="cpu", precision="fp32", tile=608, context=context, blend=16))
-    image = np.random.default_rng(4).random((640, 624, 3), dtype=np.float32)
-    plan = engine.plan(640, 624)
+    blend, multiple = 16, config.tile_multiple
+    tile = -(-(2 * context + blend + multiple) // multiple) * multiple  # the smallest tile that leaves a stride
+    engine = Engine(descriptor, EngineSettings(device="cpu", precision="fp32", tile=tile, context=context, blend=blend))
+    image = np.random.default_rng(4).random((tile + 2 * multiple, tile + multiple, 3), dtype=np.float32)
+    plan = engine.plan(*image.shape[:2])
     assert len(plan.tiles) >= 4
     reference = whole(engine.descriptor, image, plan.canvas)
     assert np.abs(reference - image).mean() > 1e-3  # the network is not the identity
