@@ -14,7 +14,7 @@ from torch import nn
 from core.descriptor import ModelDescriptor, describe_restorer
 from core.engine import Engine, EngineSettings
 from core.model import Restorer, RestorerConfig
-from core.tiling import accumulate, extract, pad_to_canvas, plan_tiles, reflect_indices
+from core.tiling import accumulate, extract, pad_to_canvas, plan_tiles, reflect_indices, round_up
 
 
 class TinyUNet(nn.Module):
@@ -121,7 +121,7 @@ def test_real_restorer_tiled_equals_whole_at_full_receptive_field() -> None:
     descriptor = describe_restorer(model)
     context = config.receptive_field // 2
     blend, multiple = 16, config.tile_multiple
-    tile = -(-(2 * context + blend + multiple) // multiple) * multiple  # the smallest tile that leaves a stride
+    tile = round_up(2 * context + blend + multiple, multiple)  # the smallest tile that leaves a stride
     engine = Engine(descriptor, EngineSettings(device="cpu", precision="fp32", tile=tile, context=context, blend=blend))
     image = np.random.default_rng(4).random((tile + 2 * multiple, tile + multiple, 3), dtype=np.float32)
     plan = engine.plan(*image.shape[:2])
