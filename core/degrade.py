@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -163,6 +163,32 @@ class DegradationMix:
     camera_jpeg_quality: tuple[int, int] = (30, 95)
     max_resample: float = 2.5
     p_second_round: float = 0.3
+
+    def __post_init__(self) -> None:
+        shares = (self.p_clean, self.p_gaussian_only, self.p_jpeg_only, self.p_camera_chain)
+        if min(shares) < 0 or sum(shares) > 1 + 1e-9:
+            raise ValueError(
+                f"branch probabilities must be >= 0 and sum to at most 1 (the rest: mixed chains): {shares}"
+            )
+
+    def with_overrides(self, settings: list[str]) -> DegradationMix:
+        """A copy with ``name=value`` settings applied (``--mix p_jpeg_only=0.3``); a range takes ``low,high``."""
+        kinds = {f.name: f.type for f in fields(self)}
+        changes: dict[str, object] = {}
+        for setting in settings:
+            name, sep, text = setting.partition("=")
+            name = name.strip()
+            if not sep or name not in kinds:
+                raise ValueError(f"unknown mix setting {setting!r}; known: {', '.join(sorted(kinds))}")
+            current = getattr(self, name)
+            if isinstance(current, tuple):
+                parts = [type(current[0])(v) for v in text.split(",")]
+                if len(parts) != len(current):
+                    raise ValueError(f"{name} takes {len(current)} comma-separated values, got {text!r}")
+                changes[name] = tuple(parts)
+            else:
+                changes[name] = type(current)(text)
+        return replace(self, **changes)
 
 
 @dataclass

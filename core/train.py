@@ -242,7 +242,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no limit)")
     parser.add_argument("--val-count", type=int, default=8)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one core.degrade.DegradationMix setting of the training degradations (repeatable), "
+        "e.g. --mix p_jpeg_only=0.32 --mix p_clean=0.04",
+    )
+    args = parser.parse_args(argv)
+    try:
+        DegradationMix().with_overrides(args.mix)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def starting_config(args: argparse.Namespace) -> RestorerConfig:
@@ -282,6 +295,7 @@ def run_recipe(args: argparse.Namespace) -> dict[str, float | int | str]:
         "total_steps": args.total_steps,
         "precision": args.precision,
         "loss": args.loss,
+        **({"mix": " ".join(args.mix)} if args.mix else {}),
     }
 
 
@@ -323,7 +337,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     if not train_images:
         raise SystemExit(f"no training images under {args.data / 'train'}")
     validation = build_validation(args.data / "val", args.val_count)
-    patches = TrainingPatches(train_images, args.crop, seed=args.seed * 1000 + resumes)
+    mix = DegradationMix().with_overrides(args.mix)
+    patches = TrainingPatches(train_images, args.crop, seed=args.seed * 1000 + resumes, mix=mix)
     loader = DataLoader(
         patches,
         batch_size=args.batch,

@@ -148,3 +148,24 @@ def test_blur_noise_jpeg_is_the_benchmark_chain() -> None:
         degrade.quantize(degrade.gaussian_noise(degrade.quantize(degrade.gaussian_blur(image, 1.0)), 8.0, rng)), 60
     )
     assert np.array_equal(chained, by_hand)
+
+
+def test_mix_overrides_change_the_branch_shares_and_ranges() -> None:
+    only_jpeg = ["p_jpeg_only=1", "p_clean=0", "p_gaussian_only=0", "p_camera_chain=0"]
+    mix = degrade.DegradationMix().with_overrides(only_jpeg)
+    assert (mix.p_jpeg_only, mix.p_clean) == (1.0, 0.0)
+    assert mix.with_overrides(["jpeg_quality=20,30"]).jpeg_quality == (20, 30)
+    image = data.astronaut()[:64, :64].astype(np.float32) / 255
+    local = np.random.default_rng(3)
+    for _ in range(10):
+        steps = degrade.random_degradation(image, local, mix).steps
+        assert steps and all(step.startswith("jpeg(") for step in steps)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["p_jpeg_only", "no_such_setting=1", "p_jpeg_only=0.9", "p_clean=-0.1", "jpeg_quality=20", "max_sigma=high"],
+)
+def test_bad_mix_overrides_are_refused(setting: str) -> None:
+    with pytest.raises(ValueError):
+        degrade.DegradationMix().with_overrides([setting])

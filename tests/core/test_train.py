@@ -14,7 +14,16 @@ from PIL import Image
 from skimage import data
 
 from core.model import Restorer, RestorerConfig
-from core.train import TrainingPatches, build_optimiser, keep_fused, learning_rate, training_step, update_ema
+from core.train import (
+    TrainingPatches,
+    build_optimiser,
+    keep_fused,
+    learning_rate,
+    parse_args,
+    run_recipe,
+    training_step,
+    update_ema,
+)
 
 TINY = RestorerConfig(widths=(8, 16, 32), encoder_blocks=(1, 1), middle_blocks=1, decoder_blocks=(1, 1))
 
@@ -130,3 +139,11 @@ def test_training_command_checkpoints_and_resumes(tmp_path) -> None:
         "precision": "auto",
         "loss": "l1",
     }
+
+
+def test_degradation_mix_overrides_reach_the_recipe_and_bad_ones_stop_the_command() -> None:
+    args = parse_args(["--mix", "p_jpeg_only=0.3", "--mix", "p_clean=0.04"])
+    assert run_recipe(args)["mix"] == "p_jpeg_only=0.3 p_clean=0.04"
+    assert "mix" not in run_recipe(parse_args([]))
+    with pytest.raises(SystemExit):
+        parse_args(["--mix", "p_jpeg_only=2"])
