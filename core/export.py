@@ -57,8 +57,9 @@ def build_card(config: RestorerConfig, checkpoint: dict[str, Any], version: str,
         "minutes the card adds up; from step 172,274 (0.2.0 on) grown by core.grow with one more residual block at "
         "each of the two finest decoder levels (new blocks start as identities) and fine-tuned with MSE on 192x192 "
         "crops, batch 4; from step 194,944 (0.3.0 on) grown again the same way (decoder blocks 3/4/3) and fine-tuned "
-        "with MSE on 192x192 crops, batch 4; CPU only, bf16 autocast where the CPU has native bf16 "
-        "(fp32 otherwise); training log: core/weights/TRAINING.md",
+        "with MSE on 192x192 crops, batch 4; from step 220,759 (0.4.0 on) grown a third time the same way (decoder "
+        "blocks 4/5/3) and fine-tuned with MSE on 192x192 crops, batch 4; CPU only, bf16 autocast where the CPU has "
+        "native bf16 (fp32 otherwise); training log: core/weights/TRAINING.md",
         "validation_subset": (
             "first 8 CBSD68 (sigma 25, clean, mixed blur 1.0 -> sigma 8 -> q60) / LIVE1 (JPEG q10) images, "
             "256x256 centre crops, EMA weights"
