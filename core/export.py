@@ -26,6 +26,28 @@ TRAINING_DATA = (
     "degraded on the fly by core.degrade.random_degradation"
 )
 
+TRAINING_RECIPE = (
+    "AdamW (betas 0.9/0.99, wd 1e-4), grad-norm clip 0.2, EMA 0.999, a cosine learning rate over each run's steps; "
+    "CPU only, bf16 autocast where the CPU has native bf16 (fp32 otherwise); the phases are listed in "
+    "training_phases, each history entry records its run's crop, batch, peak learning rate, loss and network config, "
+    "and core/weights/TRAINING.md is the training log"
+)
+
+TRAINING_PHASES = (
+    "from step 0 (0.1.0 on): L1, 200-step warm-up to 7e-4, 64x64 crops, batch 32; from step 31,180 128x128 crops, "
+    "batch 8",
+    "from step 90,797 (0.1.5 on): 14 % of the samples are camera-order chains (lens blur, sensor noise, JPEG)",
+    "from step 139,706 (0.1.6 on): fine-tuned with MSE loss on 256x256 crops, batch 4, as the weight average "
+    "(core.soup) of two runs with different seeds, whose steps and minutes the card adds up",
+    "from step 172,274 (0.2.0 on): grown by core.grow with one more residual block at each of the two finest decoder "
+    "levels (new blocks start as identities; decoder blocks 2/3/3) and fine-tuned with MSE on 192x192 crops, batch 4",
+    "from step 194,944 (0.3.0 on): grown again the same way (decoder blocks 3/4/3), MSE on 192x192 crops, batch 4",
+    "from step 220,759 (0.4.0 on): grown a third time the same way (decoder blocks 4/5/3), MSE on 192x192 crops, "
+    "batch 4",
+    "from step 234,507 (0.4.1 on): MSE on 256x256 crops, batch 3, a cosine from lr 1.5e-4",
+)
+"""One entry per change of recipe or network, oldest first; the card carries them as ``training_phases``."""
+
 
 def build_card(config: RestorerConfig, checkpoint: dict[str, Any], version: str, history: list[dict]) -> dict[str, Any]:
     model = Restorer(config)
@@ -49,17 +71,8 @@ def build_card(config: RestorerConfig, checkpoint: dict[str, Any], version: str,
         "tile_multiple": config.tile_multiple,
         "input": "RGB float in [0, 1], NCHW; blind (no noise level input)",
         "training_data": TRAINING_DATA,
-        "training_recipe": "L1, AdamW (betas 0.9/0.99, wd 1e-4), 200-step warm-up to 7e-4, cosine over the steps, "
-        "grad-norm clip 0.2, EMA 0.999, 64x64 crops, batch 32 to step 31,180, then 128x128 crops, batch 8 (each "
-        "history entry since records its run's crop and batch); from step 90,797 (0.1.5 on) 14 % of the samples are "
-        "camera-order chains (lens blur, sensor noise, JPEG); from step 139,706 (0.1.6 on) fine-tuned with MSE loss on "
-        "256x256 crops, batch 4, as the weight average (core.soup) of two runs with different seeds, whose steps and "
-        "minutes the card adds up; from step 172,274 (0.2.0 on) grown by core.grow with one more residual block at "
-        "each of the two finest decoder levels (new blocks start as identities) and fine-tuned with MSE on 192x192 "
-        "crops, batch 4; from step 194,944 (0.3.0 on) grown again the same way (decoder blocks 3/4/3) and fine-tuned "
-        "with MSE on 192x192 crops, batch 4; from step 220,759 (0.4.0 on) grown a third time the same way (decoder "
-        "blocks 4/5/3) and fine-tuned with MSE on 192x192 crops, batch 4; CPU only, bf16 autocast where the CPU has "
-        "native bf16 (fp32 otherwise); training log: core/weights/TRAINING.md",
+        "training_recipe": TRAINING_RECIPE,
+        "training_phases": list(TRAINING_PHASES),
         "validation_subset": (
             "first 8 CBSD68 (sigma 25, clean, mixed blur 1.0 -> sigma 8 -> q60) / LIVE1 (JPEG q10) images, "
             "256x256 centre crops, EMA weights"

@@ -130,6 +130,7 @@ def test_training_command_checkpoints_and_resumes(tmp_path) -> None:
     card = json.loads((out / "restorer.json").read_text())
     assert card["version"] == "9.9.9" and card["steps"] in (3, 5)
     assert card["history"][-1]["config"] == card["config"]
+    assert card["training_phases"] and all(isinstance(phase, str) for phase in card["training_phases"])
     assert RestorerConfig.from_dict(card["config"]) == RestorerConfig()
     assert card["history"][-1]["recipe"] == {
         "crop": 32,
