@@ -41,6 +41,20 @@ def test_patches_are_paired_crops_in_range() -> None:
         assert float(degraded.min()) >= 0.0 and float(degraded.max()) <= 1.0
 
 
+def test_patches_skip_photos_too_small_to_crop_without_upscaling() -> None:
+    photos = _photos()  # 512 x 512, 300 x 451, 400 x 600
+    patches = TrainingPatches(photos, crop=300, seed=0)  # needs 332 px with the margins
+    assert patches.skipped == 1
+    assert [image.shape for image in patches.images] == [photos[0].shape, photos[2].shape]
+    degraded, clean = patches.sample(np.random.default_rng(0))
+    assert degraded.shape == clean.shape == (3, 300, 300)
+
+
+def test_patches_refuse_a_crop_no_photo_holds() -> None:
+    with pytest.raises(ValueError, match="--crop 368 or less"):
+        TrainingPatches(_photos()[1:], crop=400, seed=0)
+
+
 def test_learning_rate_warms_up_then_decays() -> None:
     assert learning_rate(0, 0.0, 1e-3, 100) == pytest.approx(1e-5)
     assert learning_rate(99, 0.0, 1e-3, 100) == pytest.approx(1e-3)
