@@ -45,6 +45,8 @@ TRAINING_PHASES = (
     "from step 220,759 (0.4.0 on): grown a third time the same way (decoder blocks 4/5/3), MSE on 192x192 crops, "
     "batch 4",
     "from step 234,507 (0.4.1 on): MSE on 256x256 crops, batch 3, a cosine from lr 1.5e-4",
+    "from step 258,507 (0.4.2 on): MSE on 288x288 crops (the largest every training photo holds without upscaling), "
+    "batch 3, a cosine from lr 1e-4",
 )
 """One entry per change of recipe or network, oldest first; the card carries them as ``training_phases``."""
 
