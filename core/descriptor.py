@@ -12,7 +12,7 @@ from torch import nn
 
 from core.model import Restorer
 
-BUILTIN_CONTEXT: int = 160
+BUILTIN_CONTEXT: int = 176
 """Context (pixels per side) the built-in restorer needs for tiles to match a whole-image run within 1/255.
 
 Measured with ``python -m core.receptive --limit 6`` (hard seams, fp32, 6 CBSD68 photos with sigma 25/50 noise or
@@ -20,11 +20,12 @@ JPEG q10; largest difference over all pixels, x255). Restorer 0.3.0: context 64:
 136: 1.52, 144: 1.02, 152: 0.93 -- so 152 px is the *effective* receptive-field radius (the theoretical field is
 600 px wide, 300 px per side, needed only for float equality); 0.2.0 needed 144 (128: 1.50, 144: 0.70), as did
 0.1.6 (144: 0.999, 96: 6.7). For 0.4.0 it was measured on its twin run (same growth and recipe, another seed, at
-step 231,535): 136: 1.68, 144: 0.73. Restorer 0.4.1 (256 px crops): 128: 3.77, 144: 1.33, 152: 1.09, 160: 0.61, so
-it needs all 160 px. Training on larger crops (128-256 px since 0.1.3) widened it: 0.1.0 needed 88 px, the value this
-constant held until 0.2.0 (then 96). 160 was chosen with headroom that 0.4.1 has used up: re-measure after the next
-training on larger crops and raise it (176) if needed; the engine's 16 px cross-fade beyond it lowers seam
-differences further. A card key ``effective_context`` overrides.
+step 231,535): 136: 1.68, 144: 0.73. Restorer 0.4.1 (256 px crops): 128: 3.77, 144: 1.33, 152: 1.09, 160: 0.61.
+Restorer 0.4.2 (288 px crops): 128: 3.25, 144: 1.40, 152: 1.23, 160: 1.04, 168: 0.60, so the constant went from
+160 to 176 (the next multiple of 16 above 168). Training on larger crops (128-288 px since 0.1.3) widened it each
+time: 0.1.0 needed 88 px, the value this constant held until 0.2.0 (then 96, then 160 until 0.4.2). Re-measure
+after the next training on larger crops; the engine's 16 px cross-fade beyond it lowers seam differences further.
+A card key ``effective_context`` overrides.
 """
 
 DEFAULT_CONTEXT: int = 32
