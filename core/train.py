@@ -61,26 +61,64 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def parse_crop(text: str) -> tuple[int, int]:
+    """``"288"`` is a 288 x 288 crop; ``"288x448"`` is 288 px high and 448 px wide."""
+    parts = text.lower().split("x")
+    try:
+        sides = tuple(int(part) for part in parts)
+    except ValueError:
+        sides = ()
+    if len(sides) not in (1, 2) or min(sides) <= 0:
+        raise argparse.ArgumentTypeError(f"a crop is SIDE or HEIGHTxWIDTH in pixels, not {text!r}")
+    return (sides[0], sides[-1])
+
+
+def crop_label(crop: tuple[int, int]) -> int | str:
+    """How the card's history records a crop: the side of a square one, ``"HxW"`` otherwise."""
+    return crop[0] if crop[0] == crop[1] else f"{crop[0]}x{crop[1]}"
+
+
 class TrainingPatches(IterableDataset):
-    """An endless stream of (degraded, clean) crops, each (3, crop, crop) float32 in [0, 1]."""
+    """An endless stream of (degraded, clean) crops, each (3, height, width) float32 in [0, 1].
+
+    A rectangular crop is cut from each photo in the crop's orientation: portrait photos are turned a quarter turn
+    for a landscape crop, and only the shape-keeping flips and half turn augment it, so that batches stack. This
+    lets a 288 x 448 crop use almost all of a 481 x 321 BSD photo, where a square crop is held to 288 px.
+    """
 
     margin = 16  # degraded with context, then cut out, so blur and JPEG see no artificial border
 
-    def __init__(self, images: list[np.ndarray], crop: int, seed: int, mix: DegradationMix | None = None) -> None:
-        padded = crop + 2 * self.margin
+    def __init__(
+        self, images: list[np.ndarray], crop: int | tuple[int, int], seed: int, mix: DegradationMix | None = None
+    ) -> None:
+        self.crop = (crop, crop) if isinstance(crop, int) else (int(crop[0]), int(crop[1]))
+        short, long = sorted(side + 2 * self.margin for side in self.crop)
         # A photo smaller than the padded window would have to be upscaled, and upscaled photos are smooth
         # targets that teach the model to blur (a 384 px trial on the 481 x 321 BSD photos lost 0.25 dB).
-        self.images = [image for image in images if min(image.shape[:2]) >= padded]
+        self.images = [image for image in images if self._holds(image, short, long)]
         if not self.images:
-            largest = max((min(image.shape[:2]) for image in images), default=0)
-            raise ValueError(
-                f"no training photo holds a {crop} px crop with its {self.margin} px margins ({padded} px); "
-                f"the largest short side is {largest} px, so use --crop {max(largest - 2 * self.margin, 0)} or less"
-            )
+            raise ValueError(self._refusal(images, short, long))
         self.skipped = len(images) - len(self.images)
-        self.crop = crop
         self.seed = seed
         self.mix = mix or DegradationMix()
+
+    def _refusal(self, images: list[np.ndarray], short: int, long: int) -> str:
+        height, width = self.crop
+        if height == width:
+            largest = max((min(image.shape[:2]) for image in images), default=0)
+            return (
+                f"no training photo holds a {height} px crop with its {self.margin} px margins ({short} px); "
+                f"the largest short side is {largest} px, so use --crop {max(largest - 2 * self.margin, 0)} or less"
+            )
+        return (
+            f"no training photo holds a {height} x {width} px crop with its {self.margin} px margins "
+            f"({short} x {long} px in either orientation)"
+        )
+
+    @staticmethod
+    def _holds(image: np.ndarray, short: int, long: int) -> bool:
+        low, high = sorted(image.shape[:2])
+        return low >= short and high >= long
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
@@ -91,25 +129,36 @@ class TrainingPatches(IterableDataset):
             yield self.sample(rng)
 
     def _source_window(self, rng: np.random.Generator) -> np.ndarray:
-        padded = self.crop + 2 * self.margin
+        padded_h, padded_w = (side + 2 * self.margin for side in self.crop)
         image = self.images[int(rng.integers(len(self.images)))]
         height, width = image.shape[:2]
+        if padded_h != padded_w and (height > width) != (padded_h > padded_w):
+            image = np.rot90(image, 1 if rng.random() < 0.5 else 3)
+            height, width = width, height
         scale = float(rng.uniform(0.5, 0.9)) if rng.random() < 0.3 else 1.0
-        side = min(int(math.ceil(padded / scale)), height, width)
-        top = int(rng.integers(0, height - side + 1))
-        left = int(rng.integers(0, width - side + 1))
-        window = image[top : top + side, left : left + side]
-        if side > padded:
+        scale = max(scale, padded_h / height, padded_w / width)  # a window never larger than the photo
+        side_h = min(int(math.ceil(padded_h / scale)), height)
+        side_w = min(int(math.ceil(padded_w / scale)), width)
+        top = int(rng.integers(0, height - side_h + 1))
+        left = int(rng.integers(0, width - side_w + 1))
+        window = image[top : top + side_h, left : left + side_w]
+        if (side_h, side_w) != (padded_h, padded_w):
             # Downscaling by area averaging also removes the source's own noise and JPEG traces.
-            window = np.asarray(Image.fromarray(window).resize((padded, padded), Image.Resampling.BOX))
+            window = np.asarray(Image.fromarray(window).resize((padded_w, padded_h), Image.Resampling.BOX))
         return window.astype(np.float32) / 255.0
 
-    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        clean = self._source_window(rng)
-        clean = np.rot90(clean, int(rng.integers(4)))
+    def _augment(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One of the eight flips and quarter turns for a square crop; of the four that keep the shape otherwise."""
+        if self.crop[0] == self.crop[1]:
+            clean = np.rot90(clean, int(rng.integers(4)))
+        elif rng.random() < 0.5:
+            clean = np.rot90(clean, 2)
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
-        clean = np.ascontiguousarray(clean)
+        return np.ascontiguousarray(clean)
+
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        clean = self._augment(self._source_window(rng), rng)
         if rng.random() < 0.25:
             clean = tone_shift(clean, float(rng.uniform(0.85, 1.1)), float(rng.uniform(0.8, 1.25)))
         clean = quantize(clean)
@@ -118,7 +167,7 @@ class TrainingPatches(IterableDataset):
         top, left = (
             (self.margin, self.margin) if aligned else tuple(int(v) for v in rng.integers(0, 2 * self.margin + 1, 2))
         )
-        cut = (slice(top, top + self.crop), slice(left, left + self.crop))
+        cut = (slice(top, top + self.crop[0]), slice(left, left + self.crop[1]))
         to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a[cut].transpose(2, 0, 1)))  # noqa: E731
         return to_tensor(degraded), to_tensor(clean)
 
@@ -238,7 +287,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "on their card, with a fresh optimiser; for when a run's checkpoints are gone but its export is not",
     )
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=128, help="crop side; 128 px gave +0.18 dB at σ25 over 64 px")
+    parser.add_argument(
+        "--crop",
+        type=parse_crop,
+        default=(128, 128),
+        help="crop side, or HEIGHTxWIDTH (e.g. 288x448); 128 px gave +0.18 dB at σ25 over 64 px",
+    )
     parser.add_argument("--lr", type=float, default=7e-4)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--loss", default="l1", choices=sorted(LOSSES), help="l1; mse to fine-tune for PSNR")
@@ -299,7 +353,7 @@ def _save(path: Path, state: dict) -> None:
 def run_recipe(args: argparse.Namespace) -> dict[str, float | int | str]:
     """The settings of this invocation that shape the weights; the export copies them into the card's history."""
     return {
-        "crop": args.crop,
+        "crop": crop_label(args.crop),
         "batch": args.batch,
         "peak_lr": args.lr,
         "total_steps": args.total_steps,
@@ -354,7 +408,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         raise SystemExit(str(error)) from error
     if patches.skipped:
         print(
-            f"{patches.skipped} of {len(train_images)} training photos are too small for {args.crop} px crops",
+            f"{patches.skipped} of {len(train_images)} training photos are too small for "
+            f"{args.crop[0]} x {args.crop[1]} px crops",
             flush=True,
         )
     loader = DataLoader(

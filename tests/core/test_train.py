@@ -13,13 +13,16 @@ import torch
 from PIL import Image
 from skimage import data
 
+from core.degrade import DegradationMix
 from core.model import Restorer, RestorerConfig
 from core.train import (
     TrainingPatches,
     build_optimiser,
+    crop_label,
     keep_fused,
     learning_rate,
     parse_args,
+    parse_crop,
     run_recipe,
     training_step,
     update_ema,
@@ -53,6 +56,51 @@ def test_patches_skip_photos_too_small_to_crop_without_upscaling() -> None:
 def test_patches_refuse_a_crop_no_photo_holds() -> None:
     with pytest.raises(ValueError, match="--crop 368 or less"):
         TrainingPatches(_photos()[1:], crop=400, seed=0)
+
+
+def test_rectangular_crops_keep_their_shape_and_use_portrait_photos_turned() -> None:
+    portrait = data.astronaut()[:, :300]  # 512 high, 300 wide: holds 200 x 400 (+ margins) only when turned
+    patches = TrainingPatches([portrait], crop=(200, 400), seed=0)
+    assert patches.skipped == 0
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        degraded, clean = patches.sample(rng)
+        assert degraded.shape == clean.shape == (3, 200, 400)
+
+
+def test_rectangular_crops_are_cut_from_the_photo_itself() -> None:
+    photo = data.astronaut()[:232, :432]  # exactly the padded window of a 200 x 400 crop: no scaling possible
+    only_clean = DegradationMix(p_clean=1.0, p_gaussian_only=0.0, p_jpeg_only=0.0, p_camera_chain=0.0)
+    patches = TrainingPatches([photo], crop=(200, 400), seed=0, mix=only_clean)
+    inner = photo[16:-16, 16:-16].astype(np.float32) / 255
+    orientations = [inner, inner[::-1, ::-1], inner[:, ::-1], inner[::-1]]
+    seen = set()
+    rng = np.random.default_rng(4)
+    for _ in range(80):  # a quarter get a tone shift and some an offset cut: those match no orientation
+        _, clean = patches.sample(rng)
+        crop = clean.numpy().transpose(1, 2, 0)
+        errors = [float(np.abs(crop - candidate).max()) for candidate in orientations]
+        if min(errors) < 1e-6:
+            seen.add(int(np.argmin(errors)))
+    assert seen == {0, 1, 2, 3}
+
+
+def test_rectangular_crops_skip_photos_too_small_in_either_orientation() -> None:
+    photos = _photos()  # 512 x 512, 300 x 451, 400 x 600
+    patches = TrainingPatches(photos, crop=(300, 520), seed=0)  # needs 332 x 552
+    assert patches.skipped == 2
+    with pytest.raises(ValueError, match="300 x 600 px crop"):
+        TrainingPatches(photos, crop=(300, 600), seed=0)
+
+
+def test_crop_arguments_read_side_or_height_by_width() -> None:
+    assert parse_crop("288") == (288, 288)
+    assert parse_crop("288x448") == (288, 448)
+    assert parse_args(["--crop", "288X448"]).crop == (288, 448)
+    assert crop_label((288, 288)) == 288 and crop_label((288, 448)) == "288x448"
+    for bad in ("0", "288x", "axb", "1x2x3"):
+        with pytest.raises(SystemExit):
+            parse_args(["--crop", bad])
 
 
 def test_learning_rate_warms_up_then_decays() -> None:
