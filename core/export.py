@@ -47,6 +47,8 @@ TRAINING_PHASES = (
     "from step 234,507 (0.4.1 on): MSE on 256x256 crops, batch 3, a cosine from lr 1.5e-4",
     "from step 258,507 (0.4.2 on): MSE on 288x288 crops (the largest every training photo holds without upscaling), "
     "batch 3, a cosine from lr 1e-4",
+    "from step 285,992 (0.4.3 on): MSE on 288x448 crops (portrait photos turned a quarter turn, only rot180 and "
+    "hflip), batch 2, a cosine from lr 8e-5",
 )
 """One entry per change of recipe or network, oldest first; the card carries them as ``training_phases``."""
 
