@@ -49,6 +49,7 @@ TRAINING_PHASES = (
     "batch 3, a cosine from lr 1e-4",
     "from step 285,992 (0.4.3 on): MSE on 288x448 crops (portrait photos turned a quarter turn, only rot180 and "
     "hflip), batch 2, a cosine from lr 8e-5",
+    "from step 300,469 (0.4.4 on): the same 288x448 recipe, a cosine from lr 4e-5",
 )
 """One entry per change of recipe or network, oldest first; the card carries them as ``training_phases``."""
 
