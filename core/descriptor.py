@@ -25,7 +25,8 @@ Restorer 0.4.2 (288 px crops): 128: 3.25, 144: 1.40, 152: 1.23, 160: 1.04, 168: 
 160 to 176 (the next multiple of 16 above 168). Training on larger crops (128-288 px since 0.1.3) widened it each
 time: 0.1.0 needed 88 px, the value this constant held until 0.2.0 (then 96, then 160 until 0.4.2). Re-measure
 after the next training on larger crops. Restorer 0.4.3 (288 x 448 crops): 128: 3.08, 144: 1.34, 152: 1.41, 160: 0.97,
-so 176 still holds it with a 16 px margin. The engine's 16 px cross-fade beyond it lowers seam differences further.
+so 176 still holds it with a 16 px margin; 0.4.4 (the same crops): 152: 1.72, 160: 1.02, 168: 0.68, an 8 px
+margin. The engine's 16 px cross-fade beyond it lowers seam differences further.
 A card key ``effective_context`` overrides.
 """
 
