@@ -26,7 +26,8 @@ class RestorerConfig:
     """Grown three times with core.grow, each time by one block at each of the two finest decoder levels: 1 / 2 / 3
     until 0.1.6, 2 / 3 / 3 in 0.2.0, 3 / 4 / 3 in 0.3.0, 4 / 5 / 3 since 0.4.0. The first growth gained +0.3 dB
     (σ25 + q10 + mixed, validation subset) where one more middle and level-3 decoder block gained nothing; the second
-    beat the same two blocks put on the encoder side; the third gained less (+0.09 dB; core/weights/TRAINING.md)."""
+    beat the same two blocks put on the encoder side; the third gained less (+0.09 dB); a fourth (5 / 6 / 3) gained
+    +0.01 dB for 16–18 % less throughput and was not shipped (core/weights/TRAINING.md)."""
     unshuffle: int = 2
     channels: int = 3
 
