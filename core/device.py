@@ -46,3 +46,19 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if device.type == "cpu" and cpu_supports_bf16():
         return torch.bfloat16
     return None
+
+
+def emulated_precision_note(device: torch.device, dtype: torch.dtype | None) -> str | None:
+    """A warning when ``dtype`` has no native support on ``device``, else None.
+
+    Why: on a CPU without AVX512-BF16 or AMX, bf16 autocast falls back to emulation. On a 2-core AMD EPYC with
+    AVX2 only, a 512 px forward pass took 5.2 s in bf16 against 0.6 s in fp32, and training ran ~30 steps in five
+    minutes against ~80 a minute in fp32. ``auto`` never picks it there; an explicit ``bf16`` (e.g. a recipe
+    copied from a faster machine) would, silently, without this note.
+    """
+    if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_supports_bf16():
+        return (
+            "bf16 was asked for, but this CPU has no native bf16 (no AVX512-BF16 or AMX): it is emulated and "
+            "several times slower than fp32; use --precision auto or fp32"
+        )
+    return None

@@ -40,7 +40,7 @@ from core.degrade import (
     random_degradation,
     tone_shift,
 )
-from core.device import autocast_dtype, resolve_device
+from core.device import autocast_dtype, emulated_precision_note, resolve_device
 from core.metrics import psnr
 from core.model import Restorer, RestorerConfig, count_parameters, macs_per_pixel
 from core.weights import load_weights
@@ -368,6 +368,9 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     amp = autocast_dtype(device, args.precision)
+    note = emulated_precision_note(device, amp)
+    if note:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
     args.run.mkdir(parents=True, exist_ok=True)
     log = (args.run / "log.jsonl").open("a")
 

@@ -91,6 +91,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from core.device import emulated_precision_note
     from core.engine import Engine, EngineSettings
     from core.model_loader import ModelLoadError, load_model
     from core.pipeline import EnhanceRequest, enhance_images, output_path
@@ -118,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
                 ensemble=args.ensemble,
             )
             engine = Engine(descriptor, settings)
+            note = emulated_precision_note(engine.device, engine.dtype)
+            if note:
+                print(f"enhancerd enhance: warning: {note}", file=sys.stderr)
         except (ModelLoadError, ValueError, OSError) as error:
             print(f"enhancerd enhance: {error}", file=sys.stderr)
             return 2

@@ -24,6 +24,7 @@ from core.train import (
     parse_args,
     parse_crop,
     run_recipe,
+    train,
     training_step,
     update_ema,
 )
@@ -210,3 +211,18 @@ def test_degradation_mix_overrides_reach_the_recipe_and_bad_ones_stop_the_comman
     assert "mix" not in run_recipe(parse_args([]))
     with pytest.raises(SystemExit):
         parse_args(["--mix", "p_jpeg_only=2"])
+
+
+def test_an_explicit_bf16_on_a_cpu_without_it_is_warned_about(tmp_path, capsys, monkeypatch) -> None:
+    import core.device
+
+    monkeypatch.setattr(core.device, "cpu_supports_bf16", lambda: False)
+    args = parse_args(
+        ["--run", str(tmp_path / "run"), "--data", str(_dataset(tmp_path / "data")), "--batch", "1", "--crop", "32"]
+        + ["--workers", "0", "--val-count", "1", "--max-steps", "1", "--precision", "fp32"]
+    )
+    train(args)
+    assert "no native bf16" not in capsys.readouterr().err
+    args.precision, args.run = "bf16", tmp_path / "run-bf16"
+    train(args)
+    assert "warning: bf16 was asked for" in capsys.readouterr().err

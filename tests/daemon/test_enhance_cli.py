@@ -218,3 +218,15 @@ def test_the_command_line_sets_the_thread_pools_before_torch_and_numpy_load() ->
         "assert 'numpy' not in sys.modules, 'numpy imported while building the parser'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_explicit_bf16_on_a_cpu_without_it_is_warned_about(tmp_path, capsys, monkeypatch, native: bool) -> None:
+    import core.device
+
+    monkeypatch.setattr(core.device, "cpu_supports_bf16", lambda: native)
+    source = write(tmp_path / "in.png", noisy_scene(height=32, width=32))
+    code = main(["enhance", "--device", "cpu", "--precision", "bf16", "-o", str(tmp_path / "out"), str(source)])
+    err = capsys.readouterr().err
+    assert code == 0 and (tmp_path / "out" / "in.png").is_file()
+    assert ("no native bf16" in err) is not native
