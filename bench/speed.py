@@ -4,7 +4,8 @@
 
 Images are photo-like and synthetic (scikit-image's astronaut, enlarged, with fine texture and sigma-15 noise),
 4 MP (2304x1728) and 12 MP (4000x3000). Rows:
-- model: the engine alone (tiling, batching, stitching) at default settings, plus fp32 for comparison, and with
+- model: the engine alone (tiling, batching, stitching) at default settings, plus fp32 and whole-tile passes
+  (``striped=False``: no :mod:`core.striped`) for comparison, and with
   2 and 8 self-ensemble views (the ``ensemble`` setting: what the quality they buy costs in time);
 - pipeline: decode -> analyse -> engine -> blend -> encode (JPEG in, JPEG out) through core.pipeline, with the
   time of each stage; "model+blend" MP/s is the target figure (>= 1 MP/s on the 2-core CPU);
@@ -99,15 +100,17 @@ def engine_for(model_path: Path | None, **settings: object) -> Engine:
 
 def model_rows(images: dict[str, np.ndarray], model: Path | None, quick: bool) -> list[Row]:
     rows = []
-    for precision in ("auto", "fp32"):
-        engine = engine_for(model, device="cpu", precision=precision)
+    # The default, then fp32 and whole-tile passes (no core.striped) at 4 MP, to compare against.
+    for precision, striped in (("auto", True), ("fp32", True), ("auto", False)):
+        engine = engine_for(model, device="cpu", precision=precision, striped=striped)
         engine.restore(images["4 MP"][:512, :512])  # warm-up: oneDNN primitive creation
         for name, image in images.items():
-            if precision == "fp32" and (quick or name != "4 MP"):
+            if (precision == "fp32" and quick) or ((precision, striped) != ("auto", True) and name != "4 MP"):
                 continue
             seconds = timed(lambda engine=engine, image=image: engine.restore(image), repeat=2)
             batch = engine.batch_size((engine.tile, engine.tile))
             label = f"{engine.autocast_name}, tile {engine.tile}, context {engine.context}, batch {batch}"
+            label += "" if striped else ", whole-tile passes"
             rows.append(Row("model (engine)", name, "cpu", label, image.size / 3e6, seconds, peak_rss_mb()))
     for views in () if quick else (2, 8):
         engine = engine_for(model, device="cpu", ensemble=views)
