@@ -106,8 +106,9 @@ WORKER_DEVICE = "auto"
 """``auto`` (CUDA when available) | ``cpu`` | ``cuda``."""
 
 WORKER_TILE = 0
-"""Tile side in pixels; 0 = auto: the engine chooses per device (``core.engine``: 2048 px on CPU, its measured best
-throughput on the 2-core bench machine; 1024 px on CUDA, where batches fill the GPU). There is no whole-image mode:
+"""Tile side in pixels; 0 = auto: the engine chooses per device (``core.engine``: on CPU 3072 px for the built-in
+model, run in stripes, and 2048 px for other models, the measured best throughput on the 2-core bench machine;
+1024 px on CUDA, where batches fill the GPU). There is no whole-image mode:
 tiles keep memory bounded on 50 MP photos, and the context around each tile makes the seams invisible."""
 
 WORKER_TILE_MIN = 16

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from core.descriptor import describe_restorer
-from core.engine import Engine, EngineSettings
+from core.engine import DEFAULT_CPU_STRIPED_TILE, DEFAULT_CPU_TILE, Engine, EngineSettings
 from core.model import Restorer, RestorerConfig
 from core.striped import Piece, StripedRestorer, for_inference, run_in_stripes
 
@@ -115,3 +115,12 @@ def test_the_engine_gives_the_same_image_striped_or_not() -> None:
         assert isinstance(engine._runner, StripedRestorer) is striped
         results.append(engine.restore(image))
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-5)
+
+
+def test_the_default_cpu_tile_is_larger_only_for_a_striped_model() -> None:
+    restorer = describe_restorer(Restorer(RestorerConfig()))
+    assert Engine(restorer, EngineSettings(device="cpu")).tile == DEFAULT_CPU_STRIPED_TILE
+    assert Engine(describe_restorer(Restorer(RestorerConfig())), EngineSettings(device="cpu", striped=False)).tile == (
+        DEFAULT_CPU_TILE
+    )
+    assert Engine(restorer, EngineSettings(device="cpu", tile=1024)).tile == 1024

@@ -24,7 +24,7 @@ from PIL import Image as PILImage
 import storage
 from config import Settings, ensure_folders, load_settings
 from core.atomicfile import temp_path
-from core.engine import DEFAULT_CPU_TILE
+from core.engine import DEFAULT_CPU_STRIPED_TILE
 from daemon.intake import Intake, IntakeRequest
 from daemon.metrics import Metrics
 from daemon.worker import Engines, LeaseKeeper, Worker, WorkerThread
@@ -652,7 +652,7 @@ def test_recovery_sweeps_the_temporary_names_atomic_writes_use(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
 
 
-@pytest.mark.parametrize(("tile", "engine_tile"), [(0, DEFAULT_CPU_TILE), (512, 512)])
+@pytest.mark.parametrize(("tile", "engine_tile"), [(0, DEFAULT_CPU_STRIPED_TILE), (512, 512)])
 def test_worker_tile_zero_lets_the_engine_choose_per_device(tmp_path: Path, tile: int, engine_tile: int) -> None:
     settings = load_settings(
         None, cwd=tmp_path, environ={}, overrides={"worker.device": "cpu", "worker.tile": str(tile)}
