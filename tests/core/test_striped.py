@@ -124,3 +124,14 @@ def test_the_default_cpu_tile_is_larger_only_for_a_striped_model() -> None:
         DEFAULT_CPU_TILE
     )
     assert Engine(restorer, EngineSettings(device="cpu", tile=1024)).tile == 1024
+
+
+def test_striped_output_equals_one_whole_pass_under_bf16_autocast() -> None:
+    """The engine's bf16 CPU path: stripes see the same autocast, and the image stays float32."""
+    config = RestorerConfig(widths=(8, 16, 32), encoder_blocks=(1, 1), decoder_blocks=(2, 1), middle_blocks=1)
+    model = trained_looking(config, seed=3)
+    image = torch.rand(1, 3, 64, 48)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        whole, parts = model(image), StripedRestorer(model, stripe_elements=8 * 48)(image)
+    assert parts.dtype == whole.dtype == torch.float32
+    torch.testing.assert_close(parts, whole, rtol=0, atol=1e-2 * float(whole.abs().max()))
