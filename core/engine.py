@@ -1,7 +1,8 @@
 """The inference engine: one loaded model, any image size, tiles from several images per batch, input order out.
 
 An :class:`Engine` owns the network on its device (moved once, channels_last, eval) and runs it under
-``torch.inference_mode()`` with autocast (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32). ``run``
+``torch.inference_mode()`` with autocast (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32); on a CPU
+the built-in model runs level by level in cache-sized stripes (:mod:`core.striped`). ``run``
 takes a stream of images, tiles each (:mod:`core.tiling`), queues the tiles by shape, and runs batches that
 mix images; finished images come out in input order. Out-of-memory errors shrink the work
 (:mod:`core.autosplit`) instead of failing an image. The model call is serialised by a lock, so one engine
