@@ -96,9 +96,13 @@ class StripedRestorer(nn.Module):
         for level, (encoder, down) in enumerate(zip(model.encoders, model.downs)):
             rows = self._rows(widths[level], width >> level)
             if level == 0:
-                step, pieces, halo = _encode_first(model, encoder, down), [Piece(x, u)], 1 + 2 * len(encoder)
+                step, pieces, halo = (
+                    _encode_first(model, encoder, down),
+                    [Piece(x, u)],
+                    context_rows(model.head, encoder),
+                )
             else:
-                step, pieces, halo = _encode(encoder, down), [Piece(features, 1.0)], 2 * len(encoder)
+                step, pieces, halo = _encode(encoder, down), [Piece(features, 1.0)], context_rows(encoder)
             skip, features = run_in_stripes(step, pieces, height >> level, rows, halo, (1.0, 0.5))
             skips.append(skip)
         features = model.middle(features)
@@ -107,12 +111,25 @@ class StripedRestorer(nn.Module):
             rows = self._rows(widths[level], width >> level)
             pieces = [Piece(skip, 1.0), Piece(features, 0.5)]
             if level == 0:
-                step, halo, scale = _decode_last(model, up, decoder), 1 + 2 * len(decoder), u
+                step, halo, scale = _decode_last(model, up, decoder), context_rows(decoder, model.tail), u
                 pieces.append(Piece(x, u))
             else:
-                step, halo, scale = _decode(up, decoder), 2 * len(decoder), 1.0
+                step, halo, scale = _decode(up, decoder), context_rows(decoder), 1.0
             (features,) = run_in_stripes(step, pieces, height >> level, rows, halo, (scale,))
         return features
+
+
+def context_rows(*modules: nn.Module) -> int:
+    """Rows of context a chain of same-resolution layers needs on each side: the sum of its convolutions' reach.
+
+    Derived from the layers themselves, so a block with more or larger convolutions gets a wider halo by itself.
+    """
+    reach = 0
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, nn.Conv2d):
+                reach += layer.dilation[0] * (layer.kernel_size[0] - 1) // 2
+    return reach
 
 
 def _encode_first(model: Restorer, encoder: nn.Module, down: nn.Module) -> Callable[..., tuple[torch.Tensor, ...]]:

@@ -10,7 +10,7 @@ from torch import nn
 from core.descriptor import describe_restorer
 from core.engine import DEFAULT_CPU_STRIPED_TILE, DEFAULT_CPU_TILE, Engine, EngineSettings
 from core.model import Restorer, RestorerConfig
-from core.striped import Piece, StripedRestorer, for_inference, run_in_stripes
+from core.striped import Piece, StripedRestorer, context_rows, for_inference, run_in_stripes
 
 
 def trained_looking(config: RestorerConfig, seed: int = 0) -> Restorer:
@@ -135,3 +135,10 @@ def test_striped_output_equals_one_whole_pass_under_bf16_autocast() -> None:
         whole, parts = model(image), StripedRestorer(model, stripe_elements=8 * 48)(image)
     assert parts.dtype == whole.dtype == torch.float32
     torch.testing.assert_close(parts, whole, rtol=0, atol=1e-2 * float(whole.abs().max()))
+
+
+def test_the_context_of_a_stage_is_one_row_per_3x3_convolution() -> None:
+    model = Restorer(RestorerConfig())
+    assert context_rows(model.decoders[0]) == 2 * len(model.decoders[0])
+    assert context_rows(model.head, model.encoders[0]) == 1 + 2 * len(model.encoders[0])
+    assert context_rows(nn.Conv2d(3, 3, 5, padding=4, dilation=2), nn.Conv2d(3, 3, 1)) == 4
