@@ -64,14 +64,19 @@ class BlendSettings:
     """Anti-halo neighbourhood: (2r+1) x (2r+1)."""
     flat_gradient: float = 2.0
     """Local gradient (0-255 per px, after a 3x3 mean) below which, plus noise allowance, an area is flat."""
-    strip_pixels: int = 1_000_000
-    """Pixels per strip (rows = this / width, at least 16): bounds each worker's temporaries (~0.2 GB)."""
+    strip_pixels: int = 262_144
+    """Pixels per strip (rows = this / width, at least MIN_STRIP_ROWS): small enough that a strip's ~20 float32
+    temporaries stay in the CPU caches (a 1 MP strip blended 2.3x slower, from memory), large enough that the halo
+    rows are a small share."""
     workers: int | None = None
     """Threads blending strips in parallel (numpy releases the GIL); None: one per CPU."""
 
 
 HALO = 8
 """Rows of context each strip needs: the largest filter footprint below (5x5 box on a 3x3 box gradient)."""
+
+MIN_STRIP_ROWS = 4 * HALO
+"""Rows per strip on very wide images: the halo rows (2 * HALO) stay at most half of what a strip computes."""
 
 
 def smoothstep(values: Array, low: float, high: float) -> Array:
@@ -289,7 +294,7 @@ def blend(
         raise ValueError(f"original {original.shape} and restored {restored.shape} differ; upscale the input first")
     s = settings or BlendSettings()
     height, width = restored.shape[:2]
-    strip_rows = max(2 * HALO, s.strip_pixels // max(1, width))
+    strip_rows = max(MIN_STRIP_ROWS, s.strip_pixels // max(1, width))
     cell = (maps.cell if maps is not None else 1) * scale
     target = out if out is not None else np.empty(restored.shape, dtype=np.float32)
     in_place = target is restored
