@@ -50,6 +50,8 @@ TRAINING_PHASES = (
     "from step 285,992 (0.4.3 on): MSE on 288x448 crops (portrait photos turned a quarter turn, only rot180 and "
     "hflip), batch 2, a cosine from lr 8e-5",
     "from step 300,469 (0.4.4 on): the same 288x448 recipe, a cosine from lr 4e-5",
+    "from step 318,297 (0.4.5 on): the same 288x448 recipe, a cosine from lr 4e-5, with a Gaussian-heavier mix "
+    "(38 % Gaussian-only samples, 6 % clean, 12 % camera chains)",
 )
 """One entry per change of recipe or network, oldest first; the card carries them as ``training_phases``."""
 
