@@ -52,6 +52,7 @@ TRAINING_PHASES = (
     "from step 300,469 (0.4.4 on): the same 288x448 recipe, a cosine from lr 4e-5",
     "from step 318,297 (0.4.5 on): the same 288x448 recipe, a cosine from lr 4e-5, with a Gaussian-heavier mix "
     "(38 % Gaussian-only samples, 6 % clean, 12 % camera chains)",
+    "from step 333,782 (0.4.6 on): the same Gaussian-heavier 288x448 recipe, another cosine from lr 4e-5",
 )
 """One entry per change of recipe or network, oldest first; the card carries them as ``training_phases``."""
 
